@@ -1,0 +1,100 @@
+/**
+ * The in-memory form every reader (GGUF, llama2.c, Hugging Face) produces for a Llama-family
+ * decoder, before the bundle writer turns it into ONNX graphs.
+ *
+ * Matrices are row-major [out, in] (PyTorch nn.Linear and GGUF ne[1]×ne[0] agree on this);
+ * quantized blocks (Q8_0, Q4_0) run along `in`, 32 values per block, exactly as ggml stores them.
+ */
+
+export type SourceDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+
+export interface SourceTensor {
+  name: string;
+  dtype: SourceDType;
+  /** row-major, outermost first: [out, in] for matrices, [n] for vectors */
+  shape: number[];
+  /** the tensor's bytes exactly as stored in the source file (little-endian) */
+  data: Uint8Array;
+}
+
+/** How RoPE pairs the dimensions of a head. */
+export type RopeLayout =
+  /** Meta / llama2.c / GGUF: rotate adjacent pairs (2i, 2i+1) */
+  | 'adjacent'
+  /** Hugging Face: rotate halves (i, i + head_dim/2) */
+  | 'halves';
+
+export interface LlamaConfig {
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  /** SwiGLU hidden size */
+  ffnDim: number;
+  vocabSize: number;
+  /** RMSNorm epsilon */
+  normEps: number;
+  ropeTheta: number;
+  /** maximum context the model was trained for */
+  maxSeqLen: number;
+  ropeLayout: RopeLayout;
+  /** true when the LM head is the token embedding */
+  tiedEmbeddings: boolean;
+}
+
+export interface LlamaLayerTensors {
+  attnNorm: SourceTensor; // (dim)
+  wq: SourceTensor; // (nHeads*headDim, dim)
+  wk: SourceTensor; // (nKvHeads*headDim, dim)
+  wv: SourceTensor; // (nKvHeads*headDim, dim)
+  wo: SourceTensor; // (dim, nHeads*headDim)
+  ffnNorm: SourceTensor; // (dim)
+  wGate: SourceTensor; // (ffnDim, dim)
+  wUp: SourceTensor; // (ffnDim, dim)
+  wDown: SourceTensor; // (dim, ffnDim)
+}
+
+export interface LlamaTensors {
+  tokEmbd: SourceTensor; // (vocab, dim)
+  outputNorm: SourceTensor; // (dim)
+  /** LM head (vocab, dim); absent when tied to tokEmbd */
+  output?: SourceTensor;
+  layers: LlamaLayerTensors[];
+}
+
+/** SentencePiece-style vocabulary, as carried by GGUF, tokenizer.model or llama2.c tokenizer.bin. */
+export interface SentencePieceVocab {
+  kind: 'sentencepiece';
+  pieces: string[];
+  scores: number[];
+  /** SentencePiece piece types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte */
+  types: number[];
+  bos: number;
+  eos: number;
+  unk: number;
+  addDummyPrefix: boolean;
+  /** split digits into single pieces before BPE (SentencePiece split_digits) */
+  splitDigits?: boolean;
+}
+
+/** A Hugging Face tokenizer.json, kept verbatim. */
+export interface HfTokenizerJson {
+  kind: 'hf-tokenizer-json';
+  json: unknown;
+  bos?: number;
+  eos?: number;
+}
+
+export type TokenizerSource = SentencePieceVocab | HfTokenizerJson;
+
+export interface LlamaSource {
+  format: 'gguf' | 'llama2c' | 'hf';
+  /** model name for the manifest */
+  name: string;
+  config: LlamaConfig;
+  tensors: LlamaTensors;
+  tokenizer: TokenizerSource;
+  /** sha256 (hex) of the source file(s), in a stable order */
+  sha256: string;
+}
