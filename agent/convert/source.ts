@@ -6,7 +6,12 @@
  * quantized blocks (Q8_0, Q4_0) run along `in`, 32 values per block, exactly as ggml stores them.
  */
 
-export type SourceDType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+/**
+ * f32 / f16: plain little-endian floats. q8_0 / q4_0: ggml blocks of 32 (fp16 scale + quants).
+ * q8_g: llama2.c v2 group quantization: `data` holds int8 values, `scales` one f32 per group of
+ * `groupSize` consecutive values along `in`.
+ */
+export type SourceDType = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q8_g';
 
 export interface SourceTensor {
   name: string;
@@ -15,6 +20,10 @@ export interface SourceTensor {
   shape: number[];
   /** the tensor's bytes exactly as stored in the source file (little-endian) */
   data: Uint8Array;
+  /** q8_g only: one scale per group */
+  scales?: Float32Array;
+  /** q8_g only: values per group */
+  groupSize?: number;
 }
 
 /** How RoPE pairs the dimensions of a head. */
