@@ -16,6 +16,8 @@ export const DType = {
 } as const;
 export type DTypeCode = (typeof DType)[keyof typeof DType];
 
+const TYPE_NAMES: Record<DTypeCode, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 9: 'bool', 10: 'float16' };
+
 export type Dim = number | string;
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] } | { ints: number[] };
 
@@ -49,6 +51,7 @@ export function rawOf(a: Float32Array | Int32Array | Uint8Array | Int8Array | Ui
 export class GraphBuilder {
   private nodes: NodeSpec[] = [];
   private inits: Tensor[] = [];
+  private initNames = new Set<string>();
   private inputs: ValueInfo[] = [];
   private outputs: ValueInfo[] = [];
   private counter = 0;
@@ -71,7 +74,10 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Add a constant; a second call with the same name reuses the first (same content assumed). */
   initializer(name: string, dtype: DTypeCode, dims: number[], raw: Uint8Array): string {
+    if (this.initNames.has(name)) return name;
+    this.initNames.add(name);
     this.inits.push({ name, dtype, dims, raw });
     return name;
   }
@@ -95,6 +101,12 @@ export class GraphBuilder {
   /** Single-output convenience. */
   op(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, domain = '', outName?: string): string {
     return this.node(op, inputs, outName ? [outName] : 1, attrs, domain)[0]!;
+  }
+
+  /** Graph inputs and outputs with ONNX-runtime type names, for the bundle manifest. */
+  signature(): { inputs: { name: string; type: string; shape: Dim[] }[]; outputs: { name: string; type: string; shape: Dim[] }[] } {
+    const conv = (v: ValueInfo) => ({ name: v.name, type: TYPE_NAMES[v.dtype], shape: v.shape });
+    return { inputs: this.inputs.map(conv), outputs: this.outputs.map(conv) };
   }
 
   toBytes(opset = 21): Uint8Array {

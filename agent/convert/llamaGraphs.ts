@@ -1,0 +1,219 @@
+/**
+ * ONNX graphs for a Llama decoder, built from ORT's CPU contrib ops so that a layer is ~12 kernels
+ * instead of ~34 (DESIGN.md §8: dispatch, not arithmetic, dominates at these sizes):
+ *
+ *   x   = SimplifiedLayerNormalization(h, attn_norm)
+ *   qkv = x · Wqkvᵀ                                  (one packed MatMul)
+ *   a, K', V' = GroupQueryAttention(qkv, K, V)       (RoPE inside; adjacent or rotate-half layout)
+ *   x2, h2 = SkipSimplifiedLayerNormalization(a · Woᵀ, h, ffn_norm)   (h2 = h + a·Woᵀ)
+ *   h'  = h2 + ((silu(x2 · Wgᵀ) ⊙ (x2 · Wuᵀ)) · Wdᵀ)
+ *
+ * GroupQueryAttention needs head_dim % 16 == 0. Smaller heads (stories260K: 8) are padded at
+ * conversion: zero rows are inserted into Wq/Wk/Wv per head (placed so RoPE still pairs the real
+ * dimensions, with frequency 0 — identity — on the padding), and a Gather drops the padded V dims
+ * before Wo. Attention scores are unchanged because the padded q·k terms are 0·0.
+ *
+ * The same layer body is emitted into one graph per layer (so the engine can stop between layers)
+ * and into one fused graph with all layers (the fastest full-depth path). KV caches are BNSH
+ * (1, kv_heads, past, head_dim) and flow in and out of every graph identically, so the engine can
+ * switch between the fused and the per-layer path from one token to the next.
+ */
+import { SedacError } from '../errors.js';
+import { DType, GraphBuilder } from './onnx.js';
+import type { LlamaConfig, LlamaLayerTensors, LlamaSource, SourceTensor } from './source.js';
+import { embedding, linear, vectorF32 } from './weights.js';
+
+/** Names of the graph inputs/outputs the engine feeds. */
+export const IO = {
+  inputIds: 'input_ids',
+  hidden: 'hidden',
+  hiddenOut: 'hidden_out',
+  logits: 'logits',
+  seqlensK: 'seqlens_k',
+  totalLen: 'total_len',
+  pastKey: (l: number) => `past_key.${l}`,
+  pastValue: (l: number) => `past_value.${l}`,
+  presentKey: (l: number) => `present_key.${l}`,
+  presentValue: (l: number) => `present_value.${l}`,
+} as const;
+
+/** Concatenate the rows of several (out_i, in) matrices of the same dtype into one (Σout_i, in). */
+function stackRows(name: string, parts: SourceTensor[]): SourceTensor {
+  const first = parts[0]!;
+  for (const p of parts) {
+    if (p.dtype !== first.dtype || p.shape[1] !== first.shape[1]) {
+      throw new SedacError('E_MODEL_SHAPE', `${p.name}: cannot pack with ${first.name} (dtype/shape differ)`);
+    }
+  }
+  const total = parts.reduce((n, p) => n + p.data.byteLength, 0);
+  const data = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    data.set(p.data, off);
+    off += p.data.byteLength;
+  }
+  const out: SourceTensor = { name, dtype: first.dtype, shape: [parts.reduce((n, p) => n + p.shape[0]!, 0), first.shape[1]!], data };
+  if (first.dtype === 'q8_g') {
+    out.groupSize = first.groupSize;
+    const scales = new Float32Array(parts.reduce((n, p) => n + (p.scales?.length ?? 0), 0));
+    let so = 0;
+    for (const p of parts) {
+      scales.set(p.scales!, so);
+      so += p.scales!.length;
+    }
+    out.scales = scales;
+  }
+  return out;
+}
+
+/** The head size GroupQueryAttention runs at: head_dim rounded up to a multiple of 16. */
+export function paddedHeadDim(c: LlamaConfig): number {
+  return Math.ceil(c.headDim / 16) * 16;
+}
+
+/** Where real dimension j of a head sits in the padded head (RoPE pairs must stay pairs). */
+function padSlot(c: LlamaConfig, j: number): number {
+  const half = c.headDim / 2;
+  if (c.ropeLayout === 'adjacent' || j < half) return j;
+  return paddedHeadDim(c) / 2 + (j - half);
+}
+
+/** Insert zero rows so each head of `heads` rows of headDim becomes paddedHeadDim rows. */
+function padHeads(t: SourceTensor, c: LlamaConfig, heads: number, rope: boolean): SourceTensor {
+  const hd = c.headDim;
+  const hdp = paddedHeadDim(c);
+  if (hdp === hd) return t;
+  const rows = t.shape[0]!;
+  const rowBytes = t.data.byteLength / rows;
+  const data = new Uint8Array(heads * hdp * rowBytes);
+  const scaleRow = t.scales ? t.scales.length / rows : 0;
+  const scales = t.scales ? new Float32Array(heads * hdp * scaleRow) : undefined;
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < hd; j++) {
+      const from = h * hd + j;
+      const to = h * hdp + (rope ? padSlot(c, j) : j);
+      data.set(t.data.subarray(from * rowBytes, (from + 1) * rowBytes), to * rowBytes);
+      if (scales) scales.set(t.scales!.subarray(from * scaleRow, (from + 1) * scaleRow), to * scaleRow);
+    }
+  }
+  return { ...t, shape: [heads * hdp, t.shape[1]!], data, ...(scales ? { scales } : {}) };
+}
+
+/** cos/sin caches (maxSeq, paddedHeadDim/2) for GroupQueryAttention's rotary embedding. */
+function ropeCaches(g: GraphBuilder, c: LlamaConfig): [string, string] {
+  const halfP = paddedHeadDim(c) / 2;
+  const cos = new Float32Array(c.maxSeqLen * halfP);
+  const sin = new Float32Array(c.maxSeqLen * halfP);
+  for (let p = 0; p < c.maxSeqLen; p++) {
+    for (let i = 0; i < halfP; i++) {
+      // padded pairs rotate by angle 0 (they are zero anyway)
+      const freq = i < c.headDim / 2 ? 1 / Math.pow(c.ropeTheta, (2 * i) / c.headDim) : 0;
+      cos[p * halfP + i] = Math.cos(p * freq);
+      sin[p * halfP + i] = Math.sin(p * freq);
+    }
+  }
+  return [g.f32('rope.cos', [c.maxSeqLen, halfP], cos), g.f32('rope.sin', [c.maxSeqLen, halfP], sin)];
+}
+
+function kvShape(c: LlamaConfig, seq: string): (number | string)[] {
+  return [1, c.nKvHeads, seq, paddedHeadDim(c)];
+}
+
+/** Declare the per-step GQA inputs shared by every layer of a graph. */
+function stepInputs(g: GraphBuilder): void {
+  g.input(IO.seqlensK, DType.INT32, [1]);
+  g.input(IO.totalLen, DType.INT32, []);
+}
+
+/** Emit one decoder layer; returns the output hidden state name. */
+function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTensors, h: string, rope: [string, string]): string {
+  const p = `layer${l}`;
+  g.input(IO.pastKey(l), DType.FLOAT, kvShape(c, 'past'));
+  g.input(IO.pastValue(l), DType.FLOAT, kvShape(c, 'past'));
+  g.output(IO.presentKey(l), DType.FLOAT, kvShape(c, 'total'));
+  g.output(IO.presentValue(l), DType.FLOAT, kvShape(c, 'total'));
+
+  // attention block: pre-norm, packed QKV projection, GQA with rotary, output projection
+  const x = g.op('SimplifiedLayerNormalization', [h, g.f32(`${p}.attn_norm`, [c.dim], vectorF32(w.attnNorm))], { axis: -1, epsilon: { float: c.normEps } });
+  const wqkv = stackRows(`${p}.wqkv`, [padHeads(w.wq, c, c.nHeads, true), padHeads(w.wk, c, c.nKvHeads, true), padHeads(w.wv, c, c.nKvHeads, false)]);
+  const qkv = linear(g, x, wqkv, `${p}.wqkv`);
+  const [attnPadded] = g.node(
+    'GroupQueryAttention',
+    [qkv, '', '', IO.pastKey(l), IO.pastValue(l), IO.seqlensK, IO.totalLen, rope[0], rope[1]],
+    [g.fresh(`${p}.attn`), IO.presentKey(l), IO.presentValue(l)],
+    { num_heads: c.nHeads, kv_num_heads: c.nKvHeads, do_rotary: 1, rotary_interleaved: c.ropeLayout === 'adjacent' ? 1 : 0, scale: { float: 1 / Math.sqrt(c.headDim) } },
+    'com.microsoft',
+  );
+  const attn = dropPadding(g, c, attnPadded!);
+  const o = linear(g, attn, w.wo, `${p}.wo`);
+
+  // residual add fused with the FFN pre-norm: x2 = norm(h + o), h2 = h + o
+  const [x2, , , h2] = g.node('SkipSimplifiedLayerNormalization', [o, h, g.f32(`${p}.ffn_norm`, [c.dim], vectorF32(w.ffnNorm))], 4, { epsilon: { float: c.normEps } }, 'com.microsoft');
+
+  // SwiGLU feed-forward and the second residual
+  const gate = linear(g, x2!, w.wGate, `${p}.w_gate`);
+  const up = linear(g, x2!, w.wUp, `${p}.w_up`);
+  const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+  const down = linear(g, act, w.wDown, `${p}.w_down`);
+  return g.op('Add', [h2!, down]);
+}
+
+/** (1, S, heads·paddedHeadDim) → (1, S, heads·headDim): keep the real V dims. */
+function dropPadding(g: GraphBuilder, c: LlamaConfig, x: string): string {
+  const hdp = paddedHeadDim(c);
+  if (hdp === c.headDim) return x;
+  const keep: number[] = [];
+  for (let h = 0; h < c.nHeads; h++) for (let j = 0; j < c.headDim; j++) keep.push(h * hdp + j);
+  return g.op('Gather', [x, g.i64('attn.keep', keep)], { axis: 2 });
+}
+
+/** Final norm + LM head (tied → the token embedding). */
+function addHead(g: GraphBuilder, src: LlamaSource, h: string): void {
+  const c = src.config;
+  const x = g.op('SimplifiedLayerNormalization', [h, g.f32('output_norm', [c.dim], vectorF32(src.tensors.outputNorm))], { axis: -1, epsilon: { float: c.normEps } });
+  linearInto(g, x, src.tensors.output ?? src.tensors.tokEmbd, 'lm_head', IO.logits);
+  g.output(IO.logits, DType.FLOAT, [1, 'seq', c.vocabSize]);
+}
+
+function linearInto(g: GraphBuilder, x: string, w: SourceTensor, name: string, out: string): void {
+  g.node('Identity', [linear(g, x, w, name)], [out]);
+}
+
+export function embedGraph(src: LlamaSource): GraphBuilder {
+  const g = new GraphBuilder('embed');
+  g.input(IO.inputIds, DType.INT64, [1, 'seq']);
+  g.node('Identity', [embedding(g, IO.inputIds, src.tensors.tokEmbd, 'tok_embd')], [IO.hiddenOut]);
+  g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', src.config.dim]);
+  return g;
+}
+
+export function layerGraph(src: LlamaSource, l: number): GraphBuilder {
+  const c = src.config;
+  const g = new GraphBuilder(`layer${l}`);
+  g.input(IO.hidden, DType.FLOAT, [1, 'seq', c.dim]);
+  stepInputs(g);
+  const out = addLayer(g, c, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, c));
+  g.node('Identity', [out], [IO.hiddenOut]);
+  g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', c.dim]);
+  return g;
+}
+
+export function headGraph(src: LlamaSource): GraphBuilder {
+  const g = new GraphBuilder('head');
+  g.input(IO.hidden, DType.FLOAT, [1, 'seq', src.config.dim]);
+  addHead(g, src, IO.hidden);
+  return g;
+}
+
+/** Embedding, every layer and the head in one graph: no exit possible, fewest calls. */
+export function fullGraph(src: LlamaSource): GraphBuilder {
+  const c = src.config;
+  const g = new GraphBuilder('full');
+  g.input(IO.inputIds, DType.INT64, [1, 'seq']);
+  stepInputs(g);
+  const rope = ropeCaches(g, c);
+  let h = embedding(g, IO.inputIds, src.tensors.tokEmbd, 'tok_embd');
+  for (let l = 0; l < c.nLayers; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope);
+  addHead(g, src, h);
+  return g;
+}

@@ -1,0 +1,126 @@
+/**
+ * The model bundle on disk: `manifest.json` + ONNX graphs + `tokenizer.json` (+ exit heads).
+ * Every file is listed with its sha256; loading verifies them, so an edited bundle is refused with
+ * E_MODEL_INTEGRITY instead of producing quiet nonsense.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { SedacError } from '../errors.js';
+
+export const BUNDLE_FORMAT = 'sedac-bundle';
+export const BUNDLE_VERSION = 1;
+
+export interface TensorSpec {
+  name: string;
+  /** ONNX element type name as onnxruntime reports it: float32, int64, int32 */
+  type: string;
+  /** numbers are fixed; strings are symbolic (batch, seq, past, total) */
+  shape: (number | string)[];
+}
+
+export interface GraphEntry {
+  file: string;
+  sha256: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+}
+
+export interface FileEntry {
+  file: string;
+  sha256: string;
+}
+
+export interface Manifest {
+  format: typeof BUNDLE_FORMAT;
+  version: number;
+  task: 'generate' | 'classify';
+  architecture: 'llama' | 'bert';
+  name: string;
+  /** where the bundle came from */
+  source: { format: string; path: string; sha256: string };
+  /** architecture dimensions (LlamaConfig for llama, BertConfig for bert) */
+  config: Record<string, unknown>;
+  /** weight storage: f32, f16 (kept as f16 where ORT runs it), q8 (int8 blockwise), q4 */
+  weights: string;
+  tokenizer: FileEntry;
+  /** graph role → graph; roles are defined by the architecture's builder (embed, layer.N, head, full, ...) */
+  graphs: Record<string, GraphEntry>;
+  /** class labels in output order (classifiers) */
+  labels?: string[];
+  /** exit heads, calibrated ladder and other per-task extras */
+  extras?: Record<string, unknown>;
+  sedac_version: string;
+  created_at: string;
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function sha256File(path: string): string {
+  return sha256(readFileSync(path));
+}
+
+/** Write bytes to a bundle file and return its entry. */
+export function writeBundleFile(dir: string, file: string, data: Uint8Array | string): FileEntry {
+  const p = join(dir, file);
+  mkdirSync(dirname(p), { recursive: true });
+  writeFileSync(p, data);
+  return { file, sha256: sha256(data) };
+}
+
+/** Write the manifest last, atomically (temp + rename), so a half-written bundle never loads. */
+export function writeManifest(dir: string, m: Manifest): void {
+  const p = join(dir, 'manifest.json');
+  const tmp = `${p}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');
+  renameSync(tmp, p);
+}
+
+export function isBundleDir(path: string): boolean {
+  return existsSync(join(path, 'manifest.json'));
+}
+
+/** Read and check a bundle's manifest; with `verify`, every listed file's sha256 too. */
+export function readManifest(dir: string, verify = true): Manifest {
+  const p = join(resolve(dir), 'manifest.json');
+  if (!existsSync(p)) throw new SedacError('E_MODEL_NOT_FOUND', `no bundle at ${dir} (manifest.json missing)`);
+  let m: Manifest;
+  try {
+    m = JSON.parse(readFileSync(p, 'utf8')) as Manifest;
+  } catch (err) {
+    throw new SedacError('E_MODEL_FORMAT', `${p} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (m === null || typeof m !== 'object' || m.format !== BUNDLE_FORMAT) {
+    throw new SedacError('E_MODEL_FORMAT', `${p} is not a SEDAC bundle manifest`);
+  }
+  if (m.version !== BUNDLE_VERSION) {
+    throw new SedacError('E_MODEL_UNSUPPORTED', `${p}: bundle version ${String(m.version)} (this SEDAC reads ${BUNDLE_VERSION}); reconvert the model`);
+  }
+  if (typeof m.graphs !== 'object' || m.graphs === null || typeof m.tokenizer?.file !== 'string') {
+    throw new SedacError('E_MODEL_FORMAT', `${p}: graphs or tokenizer missing`);
+  }
+  if (verify) {
+    for (const e of [m.tokenizer, ...Object.values(m.graphs)]) verifyFile(dir, e);
+  }
+  return m;
+}
+
+export function verifyFile(dir: string, e: FileEntry): void {
+  if (typeof e?.file !== 'string' || e.file.includes('..')) throw new SedacError('E_MODEL_FORMAT', `bundle ${dir}: bad file entry`);
+  const p = join(dir, e.file);
+  if (!existsSync(p)) throw new SedacError('E_MODEL_INTEGRITY', `bundle ${dir}: ${e.file} is missing`);
+  const got = sha256File(p);
+  if (got !== e.sha256) {
+    throw new SedacError('E_MODEL_INTEGRITY', `bundle ${dir}: ${e.file} was modified (sha256 ${got.slice(0, 12)}…, manifest says ${String(e.sha256).slice(0, 12)}…); reconvert the model`);
+  }
+}
+
+/** Replace `dir` by a freshly written bundle: build in a sibling temp dir, then rename. */
+export function replaceDir(tmpDir: string, dir: string): void {
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  renameSync(tmpDir, dir);
+}
+
+export const SEDAC_VERSION = '0.1.0';

@@ -1,0 +1,238 @@
+/**
+ * The decoder engine: runs a Llama bundle on onnxruntime, either through the fused full-depth graph
+ * (fewest calls) or layer by layer (so it can stop between layers). Structs by lifetime, as in
+ * llama2.c: DecoderConfig (dimensions), DecoderGraphs (sessions, read-only once loaded), RunState
+ * (per request: position and KV cache).
+ */
+import { SedacError } from '../errors.js';
+import { IO } from '../convert/llamaGraphs.js';
+import type { Manifest } from './bundle.js';
+import { type Feeds, type OrtTensor, Session, f32, floats, i32, i64 } from './ort.js';
+import { makeSampler } from './sampling.js';
+import type { GenerateOptions, GenerateResult, LoadedModel, Tokenizer } from './types.js';
+import { join } from 'node:path';
+
+export interface DecoderConfig {
+  dim: number;
+  nLayers: number;
+  nKvHeads: number;
+  headDim: number;
+  /** head size of the KV cache (headDim padded to a multiple of 16 for GroupQueryAttention) */
+  kvHeadDim: number;
+  vocabSize: number;
+  maxSeqLen: number;
+}
+
+/** Sessions, read-only once loaded. Per-layer sessions load on first use. */
+interface DecoderGraphs {
+  full: Session;
+  embed?: Session;
+  layers?: Session[]; // (layer)
+  head?: Session;
+}
+
+/** Per-request state: how many positions are cached, and the cache itself. */
+export class RunState {
+  /** tokens already in the KV cache */
+  pos = 0;
+  keys: OrtTensor[]; // (layer) → (1, kv_heads, pos, kv_head_dim)
+  values: OrtTensor[]; // (layer) → (1, kv_heads, pos, kv_head_dim)
+
+  constructor(c: DecoderConfig) {
+    const empty = () => f32(new Float32Array(0), [1, c.nKvHeads, 0, c.kvHeadDim]);
+    this.keys = Array.from({ length: c.nLayers }, empty);
+    this.values = Array.from({ length: c.nLayers }, empty);
+  }
+}
+
+/** Time spent per step of a layered forward, for the bench's cost breakdown (ms). */
+export type StepTimer = (role: string, ms: number) => void;
+
+export interface DecoderOptions {
+  threads?: number;
+}
+
+export class Decoder implements LoadedModel {
+  readonly task = 'generate' as const;
+  readonly levels: string[] = [];
+  private graphs: DecoderGraphs | undefined;
+
+  private constructor(
+    readonly name: string,
+    readonly bundleHash: string,
+    readonly dir: string,
+    readonly manifest: Manifest,
+    readonly config: DecoderConfig,
+    readonly tokenizer: Tokenizer,
+    private readonly opts: DecoderOptions,
+  ) {}
+
+  static async load(dir: string, manifest: Manifest, bundleHash: string, tokenizer: Tokenizer, opts: DecoderOptions = {}): Promise<Decoder> {
+    const c = manifest.config as unknown as DecoderConfig;
+    for (const k of ['dim', 'nLayers', 'nKvHeads', 'headDim', 'kvHeadDim', 'vocabSize', 'maxSeqLen'] as const) {
+      if (!Number.isInteger(c[k]) || c[k] <= 0) throw new SedacError('E_MODEL_FORMAT', `${dir}: manifest config.${k} is missing or invalid`);
+    }
+    const d = new Decoder(manifest.name, bundleHash, dir, manifest, c, tokenizer, opts);
+    d.graphs = { full: await d.session('full') };
+    return d;
+  }
+
+  get nLayers(): number {
+    return this.config.nLayers;
+  }
+
+  private async session(role: string): Promise<Session> {
+    const g = this.manifest.graphs[role];
+    if (!g) throw new SedacError('E_MODEL_FORMAT', `${this.dir}: bundle has no '${role}' graph`);
+    return Session.load(join(this.dir, g.file), `${this.name}/${role}`, { threads: this.opts.threads });
+  }
+
+  /** Load the per-layer graphs (embed, layer.N, head) used by early exit and the cost breakdown. */
+  async ensureLayered(): Promise<Required<DecoderGraphs>> {
+    const g = this.graphs!;
+    if (!g.embed || !g.layers || !g.head) {
+      g.embed = await this.session('embed');
+      g.layers = [];
+      for (let l = 0; l < this.config.nLayers; l++) g.layers.push(await this.session(`layer.${l}`));
+      g.head = await this.session('head');
+    }
+    return g as Required<DecoderGraphs>;
+  }
+
+  newState(): RunState {
+    return new RunState(this.config);
+  }
+
+  /** GQA's per-step inputs: total length after this step, and seqlens_k = total - 1. */
+  private stepFeeds(s: RunState, n: number): Feeds {
+    const total = s.pos + n;
+    return { [IO.seqlensK]: i32(Int32Array.of(total - 1), [1]), [IO.totalLen]: i32(Int32Array.of(total), []) };
+  }
+
+  private idsTensor(tokens: number[]): OrtTensor {
+    return i64(BigInt64Array.from(tokens, (t) => BigInt(t)), [1, tokens.length]);
+  }
+
+  /**
+   * Full-depth forward of `tokens` at positions s.pos.. through the fused graph.
+   * Returns logits (tokens.length, vocab) and advances the state.
+   */
+  async forward(tokens: number[], s: RunState): Promise<Float32Array> {
+    this.checkRoom(s, tokens.length);
+    const feeds: Feeds = { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s, tokens.length) };
+    for (let l = 0; l < this.config.nLayers; l++) {
+      feeds[IO.pastKey(l)] = s.keys[l]!;
+      feeds[IO.pastValue(l)] = s.values[l]!;
+    }
+    const out = await this.graphs!.full.run(feeds);
+    for (let l = 0; l < this.config.nLayers; l++) {
+      s.keys[l] = out[IO.presentKey(l)]!;
+      s.values[l] = out[IO.presentValue(l)]!;
+    }
+    s.pos += tokens.length;
+    return floats(out[IO.logits], 'logits');
+  }
+
+  /**
+   * The same forward, one graph per layer — the path early exit stops on. `timer` receives the
+   * wall time of each step (embed, layer.N, head) for the bench's cost breakdown.
+   */
+  async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer): Promise<Float32Array> {
+    this.checkRoom(s, tokens.length);
+    const g = await this.ensureLayered();
+    const step = this.stepFeeds(s, tokens.length);
+    let t = performance.now();
+    const lap = (role: string) => {
+      if (!timer) return;
+      const now = performance.now();
+      timer(role, now - t);
+      t = now;
+    };
+
+    // token embedding: (1, n, dim)
+    let h = (await g.embed.run({ [IO.inputIds]: this.idsTensor(tokens) }))[IO.hiddenOut]!;
+    lap('embed');
+    for (let l = 0; l < this.config.nLayers; l++) {
+      // layer l: attention over the cache + this step, then the FFN; the cache grows by n
+      const out = await g.layers[l]!.run({ [IO.hidden]: h, ...step, [IO.pastKey(l)]: s.keys[l]!, [IO.pastValue(l)]: s.values[l]! });
+      h = out[IO.hiddenOut]!;
+      s.keys[l] = out[IO.presentKey(l)]!;
+      s.values[l] = out[IO.presentValue(l)]!;
+      lap(`layer.${l}`);
+      // (early exit decides here — issue #3)
+    }
+    // final norm + LM head: (1, n, vocab)
+    const logits = floats((await g.head.run({ [IO.hidden]: h }))[IO.logits], 'logits');
+    lap('head');
+    s.pos += tokens.length;
+    return logits;
+  }
+
+  private checkRoom(s: RunState, n: number): void {
+    if (n <= 0) throw new SedacError('E_INPUT', 'nothing to run: empty token list');
+    if (s.pos + n > this.config.maxSeqLen) {
+      throw new SedacError('E_INPUT', `${s.pos + n} tokens exceed the model's context of ${this.config.maxSeqLen}`);
+    }
+  }
+
+  /** Prompt → [BOS] + ids, checked against the context. */
+  encodePrompt(prompt: string): number[] {
+    const ids = this.tokenizer.encode(prompt);
+    if (this.tokenizer.bos !== undefined) ids.unshift(this.tokenizer.bos);
+    if (ids.length === 0) throw new SedacError('E_INPUT', 'the prompt encodes to no tokens');
+    if (ids.length >= this.config.maxSeqLen) {
+      throw new SedacError('E_INPUT', `the prompt is ${ids.length} tokens; the model's context is ${this.config.maxSeqLen}`);
+    }
+    return ids;
+  }
+
+  async generate(prompt: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const t0 = performance.now();
+    const maxTokens = opts.maxTokens ?? 64;
+    const sampler = makeSampler(opts.temperature ?? 0, opts.topP ?? 1, opts.seed ?? 0);
+    const V = this.config.vocabSize;
+    const ids = this.encodePrompt(prompt);
+    const s = this.newState();
+
+    // prefill the prompt; sample from the last position's logits
+    let logits = await this.forward(ids, s);
+    let offset = (ids.length - 1) * V;
+    const tokens: number[] = [];
+    let stop: GenerateResult['stop'] = 'max_tokens';
+    while (tokens.length < maxTokens) {
+      const next = sampler.next(logits, offset, V);
+      if (next === this.tokenizer.eos) {
+        stop = 'eos';
+        break;
+      }
+      tokens.push(next);
+      opts.onToken?.(next);
+      if (tokens.length === maxTokens) break;
+      if (s.pos >= this.config.maxSeqLen) {
+        stop = 'context';
+        break;
+      }
+      logits = await this.forward([next], s);
+      offset = 0;
+    }
+    const ms = performance.now() - t0;
+    return {
+      text: this.tokenizer.decode(tokens),
+      tokens,
+      promptTokens: ids.length,
+      layers: tokens.map(() => this.config.nLayers),
+      meanLayers: this.config.nLayers,
+      level: 'full',
+      ms,
+      tokensPerS: tokens.length / (ms / 1000),
+      stop,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    const g = this.graphs;
+    this.graphs = undefined;
+    if (!g) return;
+    await Promise.all([g.full, g.embed, g.head, ...(g.layers ?? [])].filter((x): x is Session => !!x).map((x) => x.release()));
+  }
+}

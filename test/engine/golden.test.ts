@@ -1,0 +1,123 @@
+/**
+ * The engine against the goldens in ../shared/models READMEs (llama.cpp / torch / numpy outputs),
+ * from every source form: GGUF F32, GGUF F16, Hugging Face folder; Q8_0 against F32 by teacher forcing.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, describe, test } from 'node:test';
+import type { Decoder } from '../../agent/engine/decoder.js';
+import { argmax } from '../../agent/engine/sampling.js';
+import { sharedDecoder } from '../helpers/bundles.js';
+import { sharedPath } from '../helpers/shared.js';
+
+const STORIES_GOLDEN = `, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.
+Lily's mom said, "Lily, let's go to the park." Lily was sad and didn't know what to do. She said, "I want to play with your ball, but I can't find it."
+Lily was sad and didn't know what to do. She said, "I'm sorry, Lily. I didn't know what to do."`;
+
+/** The README's golden block for a model, parsed so the test reads the README itself, not a copy. */
+function readmeGoldens(model: string): [string, number[], number[]][] {
+  const text = readFileSync(sharedPath(`models/${model}/README.md`), 'utf8');
+  const out: [string, number[], number[]][] = [];
+  const re = /- prompt `([^`]+)` → prompt ids `\[([\d, ]+)\]`\n\s+- generated ids: `\[([\d, ]+)\]`\n(?:.*\n){1,2}\s+- smallest top-1 minus top-2 logit margin along the greedy path: ([\d.]+)/g;
+  for (const m of text.matchAll(re)) {
+    if (Number(m[4]) < 0.2) continue; // near-ties may legitimately differ (README)
+    out.push([m[1]!, m[2]!.split(',').map(Number), m[3]!.split(',').map(Number)]);
+  }
+  return out;
+}
+
+async function greedyIds(d: Decoder, promptIds: number[], max: number, eos: number): Promise<number[]> {
+  const s = d.newState();
+  const V = d.config.vocabSize;
+  let logits = await d.forward(promptIds, s);
+  let off = (promptIds.length - 1) * V;
+  const out: number[] = [];
+  while (out.length < max) {
+    const next = argmax(logits, off, V);
+    out.push(next);
+    if (next === eos || s.pos >= d.config.maxSeqLen) break;
+    logits = await d.forward([next], s);
+    off = 0;
+  }
+  return out;
+}
+
+const open: Decoder[] = [];
+after(async () => {
+  for (const d of open) await d.dispose();
+});
+
+async function decoder(rel: string): Promise<Decoder> {
+  const d = await sharedDecoder(rel);
+  open.push(d);
+  return d;
+}
+
+describe('stories260K (GGUF, llama.cpp golden)', () => {
+  test('greedy 200 tokens from "Once upon a time" equal the golden text', async () => {
+    const d = await decoder('models/stories260K/stories260K.gguf');
+    assert.deepEqual(d.encodePrompt('Once upon a time'), [1, 403, 407, 261, 378]);
+    const r = await d.generate('Once upon a time', { maxTokens: 200 });
+    assert.equal(r.text, STORIES_GOLDEN);
+  });
+
+  test('the layered path gives the same tokens as the fused graph', async () => {
+    const d = await decoder('models/stories260K/stories260K.gguf');
+    const prompt = [1, 403, 407, 261, 378];
+    const fused = await greedyIds(d, prompt, 40, 2);
+    const s = d.newState();
+    let logits = await d.forwardLayered(prompt, s);
+    let off = (prompt.length - 1) * d.config.vocabSize;
+    const layered: number[] = [];
+    while (layered.length < 40) {
+      const next = argmax(logits, off, d.config.vocabSize);
+      layered.push(next);
+      logits = await d.forwardLayered([next], s);
+      off = 0;
+    }
+    assert.deepEqual(layered, fused);
+  });
+});
+
+for (const model of ['caption-lm-8L', 'caption-lm-8L-ee']) {
+  describe(`${model} goldens (torch / llama.cpp)`, () => {
+    const goldens = readmeGoldens(model);
+    test('README lists high-margin goldens', () => {
+      assert.ok(goldens.length >= 2, `expected ≥ 2 high-margin goldens in the ${model} README, found ${goldens.length}`);
+    });
+    for (const form of [`${model}.gguf`, `${model}.f16.gguf`, 'hf']) {
+      test(`${form}: greedy ids equal the goldens`, async () => {
+        const d = await decoder(`models/${model}/${form}`);
+        for (const [prompt, promptIds, golden] of goldens) {
+          assert.deepEqual(d.encodePrompt(prompt), promptIds, `prompt ids of '${prompt}'`);
+          assert.deepEqual(await greedyIds(d, promptIds, 64 - promptIds.length, 2), golden, `generation from '${prompt}'`);
+        }
+      });
+    }
+  });
+}
+
+describe('Q8_0 against F32 (teacher forcing over validation captions)', () => {
+  for (const model of ['caption-lm-8L', 'caption-lm-8L-ee']) {
+    test(`${model}: ≥ 99 % top-1 agreement on 400 validation captions`, async () => {
+      const f32 = await decoder(`models/${model}/${model}.gguf`);
+      const q8 = await decoder(`models/${model}/${model}.q8_0.gguf`);
+      assert.match(q8.manifest.weights, /q8_0/, 'the Q8_0 bundle must keep int8 weights');
+      const lines = readFileSync(sharedPath('data/flickr8k_captions/val.jsonl'), 'utf8').trim().split('\n').slice(0, 400);
+      const V = f32.config.vocabSize;
+      let agree = 0;
+      let total = 0;
+      for (const line of lines) {
+        const ids = f32.encodePrompt((JSON.parse(line) as { text: string }).text).slice(0, f32.config.maxSeqLen);
+        const a = await f32.forward(ids, f32.newState());
+        const b = await q8.forward(ids, q8.newState());
+        for (let p = 0; p < ids.length; p++) {
+          total++;
+          if (argmax(a, p * V, V) === argmax(b, p * V, V)) agree++;
+        }
+      }
+      const rate = agree / total;
+      assert.ok(rate >= 0.99, `agreement ${agree}/${total} = ${(rate * 100).toFixed(2)} % < 99 %`);
+    });
+  }
+});

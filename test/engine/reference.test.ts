@@ -1,0 +1,120 @@
+/**
+ * Engine logits against the independent reference forward pass (test/reference/llamaRef.ts, written
+ * from the architecture, sharing no code with the graphs) to 1e-3 max-abs over the first 32 positions
+ * of a text, for every architecture variant: adjacent-pair RoPE (GGUF) and rotate-half RoPE (HF),
+ * GQA and MHA, tied and untied heads, F32 / F16 / Q8_0 weights.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadSource } from '../../agent/convert/detect.js';
+import { writeLlamaBundle } from '../../agent/convert/llamaBundle.js';
+import type { LlamaSource, SourceTensor } from '../../agent/convert/source.js';
+import type { Decoder } from '../../agent/engine/decoder.js';
+import { loadModel } from '../../agent/engine/index.js';
+import { referenceLogits } from '../reference/llamaRef.js';
+import { sharedPath } from '../helpers/shared.js';
+
+const POSITIONS = 32;
+
+function f32Tensor(name: string, shape: number[], data: Float32Array): SourceTensor {
+  return { name, dtype: 'f32', shape, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+function asF32(t: SourceTensor): Float32Array {
+  assert.equal(t.dtype, 'f32', `${t.name} must be f32 for this variant`);
+  return new Float32Array(t.data.slice().buffer);
+}
+
+/** HF's convert_llama_weights_to_hf permute(): Meta row 2i / 2i+1 of each head → HF rows i / i + hd/2. */
+function permuteToHf(t: SourceTensor, heads: number): SourceTensor {
+  const [rows, cols] = t.shape as [number, number];
+  const src = asF32(t);
+  const out = new Float32Array(src.length);
+  const hd = rows / heads;
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < hd / 2; i++) {
+      out.set(src.subarray((h * hd + 2 * i) * cols, (h * hd + 2 * i + 1) * cols), (h * hd + i) * cols);
+      out.set(src.subarray((h * hd + 2 * i + 1) * cols, (h * hd + 2 * i + 2) * cols), (h * hd + hd / 2 + i) * cols);
+    }
+  }
+  return f32Tensor(t.name, [rows, cols], out);
+}
+
+/** stories260K rewritten the way HF stores it: q/k rows permuted, rotate-half RoPE. */
+function toHfLayout(src: LlamaSource): LlamaSource {
+  const c = src.config;
+  return {
+    ...src,
+    config: { ...c, ropeLayout: 'halves' },
+    tensors: { ...src.tensors, layers: src.tensors.layers.map((l) => ({ ...l, wq: permuteToHf(l.wq, c.nHeads), wk: permuteToHf(l.wk, c.nKvHeads) })) },
+  };
+}
+
+/** An untied head: the embedding with a deterministic perturbation, so tied vs untied differ. */
+function untie(src: LlamaSource): LlamaSource {
+  const e = asF32(src.tensors.tokEmbd);
+  const out = e.map((v, i) => v * 0.9 + Math.sin(i) * 0.01);
+  return { ...src, config: { ...src.config, tiedEmbeddings: false }, tensors: { ...src.tensors, output: f32Tensor('output.weight', src.tensors.tokEmbd.shape, out) } };
+}
+
+async function engineFor(src: LlamaSource): Promise<Decoder> {
+  const dir = join(mkdtempSync(join(tmpdir(), 'sedac-ref-')), 'bundle');
+  writeLlamaBundle(src, dir, { sourcePath: 'in-memory', quiet: true });
+  return (await loadModel({ name: src.name, source: dir })) as Decoder;
+}
+
+function textTokens(d: Decoder, text: string): number[] {
+  const ids = d.encodePrompt(text);
+  assert.ok(ids.length >= POSITIONS, `need ${POSITIONS} tokens of text, got ${ids.length}`);
+  return ids.slice(0, POSITIONS);
+}
+
+async function compare(src: LlamaSource, text: string): Promise<number> {
+  const d = await engineFor(src);
+  try {
+    const ids = textTokens(d, text);
+    const V = d.config.vocabSize;
+    const engine = await d.forwardLayered(ids, d.newState());
+    const fused = await d.forward(ids, d.newState());
+    const ref = referenceLogits(src, ids);
+    let maxAbs = 0;
+    for (let p = 0; p < ids.length; p++) {
+      for (let v = 0; v < V; v++) {
+        const r = ref[p]![v]!;
+        maxAbs = Math.max(maxAbs, Math.abs(engine[p * V + v]! - r), Math.abs(fused[p * V + v]! - r));
+      }
+    }
+    return maxAbs;
+  } finally {
+    await d.dispose();
+  }
+}
+
+const STORY = () => readFileSync(sharedPath('data/tinystories/TinyStories-valid.sample.txt'), 'utf8').split('\n')[0]!;
+const CAPTIONS = () =>
+  readFileSync(sharedPath('data/flickr8k_captions/val.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, 4)
+    .map((l) => (JSON.parse(l) as { text: string }).text)
+    .join(' ');
+
+describe('engine logits = reference forward (1e-3 max-abs, 32 positions)', () => {
+  const cases: [string, () => Promise<LlamaSource>, () => string][] = [
+    ['GGUF F32, adjacent RoPE, GQA 8/4, tied (stories260K)', () => loadSource(sharedPath('models/stories260K/stories260K.gguf')), STORY],
+    ['rotate-half RoPE + GQA (stories260K in HF layout)', async () => toHfLayout(await loadSource(sharedPath('models/stories260K/stories260K.gguf'))), STORY],
+    ['untied LM head (stories260K)', async () => untie(await loadSource(sharedPath('models/stories260K/stories260K.gguf'))), STORY],
+    ['HF folder, rotate-half RoPE, MHA (caption-lm-8L/hf)', () => loadSource(sharedPath('models/caption-lm-8L/hf')), CAPTIONS],
+    ['GGUF F16 weights (caption-lm-8L)', () => loadSource(sharedPath('models/caption-lm-8L/caption-lm-8L.f16.gguf')), CAPTIONS],
+    ['GGUF Q8_0 weights (caption-lm-8L-ee)', () => loadSource(sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.q8_0.gguf')), CAPTIONS],
+  ];
+  for (const [name, load, text] of cases) {
+    test(name, async () => {
+      const maxAbs = await compare(await load(), text());
+      assert.ok(maxAbs < 1e-3, `max |engine - reference| = ${maxAbs.toExponential(3)} ≥ 1e-3`);
+    });
+  }
+});
