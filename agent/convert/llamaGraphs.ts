@@ -125,8 +125,26 @@ function stepInputs(g: GraphBuilder): void {
   g.input(IO.totalLen, DType.INT32, []);
 }
 
-/** Emit one decoder layer; returns the output hidden state name. */
-function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTensors, h: string, rope: [string, string]): string {
+/**
+ * The residual stream between layers: either one summed tensor, or a pending sum `base + delta`
+ * that the next norm adds itself (SkipSimplifiedLayerNormalization), saving one Add per layer.
+ */
+export type Residual = string | { base: string; delta: string };
+
+/** norm(residual) · w, and the summed residual: one fused kernel when a sum is pending. */
+function normResidual(g: GraphBuilder, r: Residual, weight: string, eps: number): [normed: string, sum: string] {
+  if (typeof r === 'string') return [g.op('SimplifiedLayerNormalization', [r, weight], { axis: -1, epsilon: { float: eps } }), r];
+  const [normed, , , sum] = g.node('SkipSimplifiedLayerNormalization', [r.delta, r.base, weight], 4, { epsilon: { float: eps } }, 'com.microsoft');
+  return [normed!, sum!];
+}
+
+/** Materialize a pending residual sum. */
+function sumResidual(g: GraphBuilder, r: Residual): string {
+  return typeof r === 'string' ? r : g.op('Add', [r.base, r.delta]);
+}
+
+/** Emit one decoder layer; returns the residual stream after it (with the FFN sum pending). */
+function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTensors, hIn: Residual, rope: [string, string]): Residual {
   const p = `layer${l}`;
   g.input(IO.pastKey(l), DType.FLOAT, kvShape(c, 'past'));
   g.input(IO.pastValue(l), DType.FLOAT, kvShape(c, 'past'));
@@ -134,7 +152,7 @@ function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTenso
   g.output(IO.presentValue(l), DType.FLOAT, kvShape(c, 'total'));
 
   // attention block: pre-norm, packed QKV projection, GQA with rotary, output projection
-  const x = g.op('SimplifiedLayerNormalization', [h, g.f32(`${p}.attn_norm`, [c.dim], vectorF32(w.attnNorm))], { axis: -1, epsilon: { float: c.normEps } });
+  const [x, h] = normResidual(g, hIn, g.f32(`${p}.attn_norm`, [c.dim], vectorF32(w.attnNorm)), c.normEps);
   const wqkv = stackRows(`${p}.wqkv`, [padHeads(w.wq, c, c.nHeads, true), padHeads(w.wk, c, c.nKvHeads, true), padHeads(w.wv, c, c.nKvHeads, false)]);
   const qkv = linear(g, x, wqkv, `${p}.wqkv`);
   const [attnPadded] = g.node(
@@ -144,8 +162,7 @@ function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTenso
     { num_heads: c.nHeads, kv_num_heads: c.nKvHeads, do_rotary: 1, rotary_interleaved: c.ropeLayout === 'adjacent' ? 1 : 0, scale: { float: 1 / Math.sqrt(c.headDim) } },
     'com.microsoft',
   );
-  const attn = dropPadding(g, c, attnPadded!);
-  const o = linear(g, attn, w.wo, `${p}.wo`);
+  const o = outputProjection(g, c, attnPadded!, w.wo, `${p}.wo`);
 
   // residual add fused with the FFN pre-norm: x2 = norm(h + o), h2 = h + o
   const [x2, , , h2] = g.node('SkipSimplifiedLayerNormalization', [o, h, g.f32(`${p}.ffn_norm`, [c.dim], vectorF32(w.ffnNorm))], 4, { epsilon: { float: c.normEps } }, 'com.microsoft');
@@ -154,23 +171,38 @@ function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTenso
   const gate = linear(g, x2!, w.wGate, `${p}.w_gate`);
   const up = linear(g, x2!, w.wUp, `${p}.w_up`);
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-  const down = linear(g, act, w.wDown, `${p}.w_down`);
-  return g.op('Add', [h2!, down]);
+  return { base: h2!, delta: linear(g, act, w.wDown, `${p}.w_down`) };
 }
 
-/** (1, S, heads·paddedHeadDim) → (1, S, heads·headDim): keep the real V dims. */
-function dropPadding(g: GraphBuilder, c: LlamaConfig, x: string): string {
+/**
+ * attn · Woᵀ where attn has padded heads: float Wo gets zero columns for the padding (no extra
+ * kernel); block-quantized Wo keeps its blocks and a Gather drops the padded dims first.
+ */
+function outputProjection(g: GraphBuilder, c: LlamaConfig, attn: string, wo: SourceTensor, name: string): string {
+  const hd = c.headDim;
   const hdp = paddedHeadDim(c);
-  if (hdp === c.headDim) return x;
+  if (hdp === hd) return linear(g, attn, wo, name);
+  if (wo.dtype === 'f32' || wo.dtype === 'f16') {
+    const esz = wo.dtype === 'f32' ? 4 : 2;
+    const rows = wo.shape[0]!;
+    const data = new Uint8Array(rows * c.nHeads * hdp * esz);
+    for (let r = 0; r < rows; r++) {
+      for (let h = 0; h < c.nHeads; h++) {
+        const from = (r * c.nHeads * hd + h * hd) * esz;
+        data.set(wo.data.subarray(from, from + hd * esz), (r * c.nHeads * hdp + h * hdp) * esz);
+      }
+    }
+    return linear(g, attn, { ...wo, shape: [rows, c.nHeads * hdp], data }, name);
+  }
   const keep: number[] = [];
-  for (let h = 0; h < c.nHeads; h++) for (let j = 0; j < c.headDim; j++) keep.push(h * hdp + j);
-  return g.op('Gather', [x, g.i64('attn.keep', keep)], { axis: 2 });
+  for (let h = 0; h < c.nHeads; h++) for (let j = 0; j < hd; j++) keep.push(h * hdp + j);
+  return linear(g, g.op('Gather', [attn, g.i64('attn.keep', keep)], { axis: 2 }), wo, name);
 }
 
 /** Final norm + LM head (tied → the token embedding). */
-function addHead(g: GraphBuilder, src: LlamaSource, h: string): void {
+function addHead(g: GraphBuilder, src: LlamaSource, h: Residual): void {
   const c = src.config;
-  const x = g.op('SimplifiedLayerNormalization', [h, g.f32('output_norm', [c.dim], vectorF32(src.tensors.outputNorm))], { axis: -1, epsilon: { float: c.normEps } });
+  const [x] = normResidual(g, h, g.f32('output_norm', [c.dim], vectorF32(src.tensors.outputNorm)), c.normEps);
   linearInto(g, x, src.tensors.output ?? src.tensors.tokEmbd, 'lm_head', IO.logits);
   g.output(IO.logits, DType.FLOAT, [1, 'seq', c.vocabSize]);
 }
@@ -192,7 +224,7 @@ export function layerGraph(src: LlamaSource, l: number): GraphBuilder {
   const g = new GraphBuilder(`layer${l}`);
   g.input(IO.hidden, DType.FLOAT, [1, 'seq', c.dim]);
   stepInputs(g);
-  const out = addLayer(g, c, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, c));
+  const out = sumResidual(g, addLayer(g, c, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, c)));
   g.node('Identity', [out], [IO.hiddenOut]);
   g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', c.dim]);
   return g;
@@ -212,7 +244,7 @@ export function fullGraph(src: LlamaSource): GraphBuilder {
   g.input(IO.inputIds, DType.INT64, [1, 'seq']);
   stepInputs(g);
   const rope = ropeCaches(g, c);
-  let h = embedding(g, IO.inputIds, src.tensors.tokEmbd, 'tok_embd');
+  let h: Residual = embedding(g, IO.inputIds, src.tensors.tokEmbd, 'tok_embd');
   for (let l = 0; l < c.nLayers; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope);
   addHead(g, src, h);
   return g;

@@ -24,7 +24,7 @@ function u16(t: SourceTensor): Uint16Array {
 
 function f32(t: SourceTensor): Float32Array {
   if (t.data.byteOffset % 4 === 0) return new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4);
-  return new Float32Array(t.data.slice().buffer);
+  return new Float32Array(new Uint8Array(t.data).buffer);
 }
 
 /** Symmetric int8 blocks along `in`: q (rows × in) and one scale per block, for any quantized dtype. */

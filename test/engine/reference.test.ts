@@ -25,7 +25,7 @@ function f32Tensor(name: string, shape: number[], data: Float32Array): SourceTen
 
 function asF32(t: SourceTensor): Float32Array {
   assert.equal(t.dtype, 'f32', `${t.name} must be f32 for this variant`);
-  return new Float32Array(t.data.slice().buffer);
+  return new Float32Array(new Uint8Array(t.data).buffer);
 }
 
 /** HF's convert_llama_weights_to_hf permute(): Meta row 2i / 2i+1 of each head → HF rows i / i + hd/2. */
@@ -67,7 +67,7 @@ async function engineFor(src: LlamaSource): Promise<Decoder> {
 }
 
 function textTokens(d: Decoder, text: string): number[] {
-  const ids = d.encodePrompt(text);
+  const ids = [d.tokenizer.bos!, ...d.tokenizer.encode(text)];
   assert.ok(ids.length >= POSITIONS, `need ${POSITIONS} tokens of text, got ${ids.length}`);
   return ids.slice(0, POSITIONS);
 }
@@ -112,8 +112,9 @@ describe('engine logits = reference forward (1e-3 max-abs, 32 positions)', () =>
     ['GGUF Q8_0 weights (caption-lm-8L-ee)', () => loadSource(sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.q8_0.gguf')), CAPTIONS],
   ];
   for (const [name, load, text] of cases) {
-    test(name, async () => {
+    test(name, async (t) => {
       const maxAbs = await compare(await load(), text());
+      t.diagnostic(`max |engine - reference| = ${maxAbs.toExponential(2)}`);
       assert.ok(maxAbs < 1e-3, `max |engine - reference| = ${maxAbs.toExponential(3)} ≥ 1e-3`);
     });
   }
