@@ -29,16 +29,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [source] = positionals;
   if (!source || positionals.length > 1 || values.prompt === undefined) throw new SedacError('E_USAGE', USAGE);
+  const genOpts = {
+    maxTokens: intOpt(values['max-tokens'], 'max-tokens', 64, 1),
+    temperature: numOpt(values.temperature, 'temperature', 0, 0, 10),
+    topP: numOpt(values['top-p'], 'top-p', 1, 0, 1),
+    seed: intOpt(values.seed, 'seed', 0),
+    level: values.level,
+  };
   const model = await loadModel({ name: source, source, threads: intOpt(values.threads, 'threads', 1, 1), cacheDir: values['cache-dir'], quiet: values.json });
   try {
     if (!model.generate) throw new SedacError('E_USAGE', `${source} is a ${model.task} model; use \`sedac classify\``);
-    const r = await model.generate(values.prompt, {
-      maxTokens: intOpt(values['max-tokens'], 'max-tokens', 64, 1),
-      temperature: numOpt(values.temperature, 'temperature', 0, 0, 10),
-      topP: numOpt(values['top-p'], 'top-p', 1, 0, 1),
-      seed: intOpt(values.seed, 'seed', 0),
-      level: values.level,
-    });
+    const r = await model.generate(values.prompt, genOpts);
     if (values.json) {
       console.log(
         JSON.stringify({

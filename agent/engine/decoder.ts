@@ -217,7 +217,7 @@ export class Decoder implements LoadedModel {
     }
     const ms = performance.now() - t0;
     return {
-      text: this.tokenizer.decode(tokens),
+      text: this.continuation(ids, tokens),
       tokens,
       promptTokens: ids.length,
       layers: tokens.map(() => this.config.nLayers),
@@ -227,6 +227,14 @@ export class Decoder implements LoadedModel {
       tokensPerS: tokens.length / (ms / 1000),
       stop,
     };
+  }
+
+  /** The text the new tokens add after the prompt, keeping the leading space a piece may carry. */
+  continuation(promptIds: number[], tokens: number[]): string {
+    const body = promptIds.filter((t) => t !== this.tokenizer.bos);
+    const before = this.tokenizer.decode(body);
+    const all = this.tokenizer.decode([...body, ...tokens]);
+    return all.startsWith(before) ? all.slice(before.length) : this.tokenizer.decode(tokens);
   }
 
   async dispose(): Promise<void> {
