@@ -29,6 +29,8 @@ export const IO = {
   hidden: 'hidden',
   hiddenOut: 'hidden_out',
   logits: 'logits',
+  exitLogits: 'exit_logits',
+  exitEntropy: 'exit_entropy',
   seqlensK: 'seqlens_k',
   totalLen: 'total_len',
   pastKey: (l: number) => `past_key.${l}`,
@@ -199,16 +201,61 @@ function outputProjection(g: GraphBuilder, c: LlamaConfig, attn: string, wo: Sou
   return linear(g, g.op('Gather', [attn, g.i64('attn.keep', keep)], { axis: 2 }), wo, name);
 }
 
-/** Final norm + LM head (tied → the token embedding). */
-function addHead(g: GraphBuilder, src: LlamaSource, h: Residual): void {
+/** Final norm + LM head (tied → the token embedding): (1, S, dim) → logits (1, S, vocab). */
+function headLogits(g: GraphBuilder, src: LlamaSource, h: Residual): string {
   const c = src.config;
   const [x] = normResidual(g, h, g.f32('output_norm', [c.dim], vectorF32(src.tensors.outputNorm)), c.normEps);
-  linearInto(g, x, src.tensors.output ?? src.tensors.tokEmbd, 'lm_head', IO.logits);
-  g.output(IO.logits, DType.FLOAT, [1, 'seq', c.vocabSize]);
+  return linear(g, x, src.tensors.output ?? src.tensors.tokEmbd, 'lm_head');
 }
 
-function linearInto(g: GraphBuilder, x: string, w: SourceTensor, name: string, out: string): void {
-  g.node('Identity', [linear(g, x, w, name)], [out]);
+/** (1, S, dim) → (1, 1, dim): the last row, the token being decoded. */
+function lastRow(g: GraphBuilder, x: string): string {
+  return g.op('Slice', [x, g.i64('slice.last.start', [-1]), g.i64('slice.last.end', [2 ** 31]), g.i64('slice.axis1', [1])]);
+}
+
+/** A fitted affine lens: the layer's hidden state mapped towards the final hidden state. */
+export interface AffineLens {
+  /** (dim, dim) row-major [out, in] */
+  weight: Float32Array;
+  /** (dim) */
+  bias: Float32Array;
+}
+
+/**
+ * What a graph ends with:
+ * - `none`: the summed hidden state of every row (`hidden_out`);
+ * - `final`: the LM head's logits, for every row or only the last;
+ * - `exit`: `hidden_out` plus an exit head on the last row — optional affine lens, final norm, LM
+ *   head — giving `exit_logits` (1, 1, vocab) and `exit_entropy` (1): entropy / ln(vocab).
+ */
+export type GraphEnd = { kind: 'none' } | { kind: 'final'; rows: 'all' | 'last' } | { kind: 'exit'; lens?: AffineLens; name: string };
+
+function addEnd(g: GraphBuilder, src: LlamaSource, h: Residual, end: GraphEnd): void {
+  const c = src.config;
+  if (end.kind === 'final') {
+    const x = end.rows === 'last' ? lastRow(g, sumResidual(g, h)) : h;
+    g.node('Identity', [headLogits(g, src, x)], [IO.logits]);
+    g.output(IO.logits, DType.FLOAT, [1, end.rows === 'last' ? 1 : 'seq', c.vocabSize]);
+    return;
+  }
+  const hs = sumResidual(g, h);
+  g.node('Identity', [hs], [IO.hiddenOut]);
+  g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', c.dim]);
+  if (end.kind === 'none') return;
+  let x = lastRow(g, hs);
+  if (end.lens) {
+    const w: SourceTensor = { name: `${end.name}.lens`, dtype: 'f32', shape: [c.dim, c.dim], data: new Uint8Array(end.lens.weight.buffer, end.lens.weight.byteOffset, end.lens.weight.byteLength) };
+    x = g.op('Add', [linear(g, x, w, `${end.name}.lens`), g.f32(`${end.name}.lens.bias`, [c.dim], end.lens.bias)]);
+  }
+  const logits = headLogits(g, src, x);
+  g.node('Identity', [logits], [IO.exitLogits]);
+  g.output(IO.exitLogits, DType.FLOAT, [1, 1, c.vocabSize]);
+  // normalized entropy: -Σ p·log p / ln V
+  const logp = g.op('LogSoftmax', [logits], { axis: -1 });
+  const plogp = g.op('Mul', [g.op('Exp', [logp]), logp]);
+  const sum = g.op('ReduceSum', [plogp, g.i64('reduce.all', [-1])], { keepdims: 0 });
+  g.op('Mul', [g.op('Reshape', [sum, g.i64('shape.one', [1])]), g.f32('entropy.scale', [1], Float32Array.of(-1 / Math.log(c.vocabSize)))], {}, '', IO.exitEntropy);
+  g.output(IO.exitEntropy, DType.FLOAT, [1]);
 }
 
 export function embedGraph(src: LlamaSource): GraphBuilder {
@@ -219,33 +266,45 @@ export function embedGraph(src: LlamaSource): GraphBuilder {
   return g;
 }
 
-export function layerGraph(src: LlamaSource, l: number): GraphBuilder {
+/**
+ * Layers [from, to) in one graph. The first segment starts from token ids (embedding inside);
+ * later ones from a hidden state. `end` says what the graph returns.
+ */
+export function segmentGraph(src: LlamaSource, from: number, to: number, end: GraphEnd, name = `seg${from}_${to}`): GraphBuilder {
   const c = src.config;
-  const g = new GraphBuilder(`layer${l}`);
-  g.input(IO.hidden, DType.FLOAT, [1, 'seq', c.dim]);
+  if (!(0 <= from && from < to && to <= c.nLayers)) throw new SedacError('E_INTERNAL', `bad segment [${from}, ${to}) of ${c.nLayers} layers`);
+  const g = new GraphBuilder(name);
+  let h: Residual;
+  if (from === 0) {
+    g.input(IO.inputIds, DType.INT64, [1, 'seq']);
+    h = embedding(g, IO.inputIds, src.tensors.tokEmbd, 'tok_embd');
+  } else {
+    h = g.input(IO.hidden, DType.FLOAT, [1, 'seq', c.dim]);
+  }
   stepInputs(g);
-  const out = sumResidual(g, addLayer(g, c, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, c)));
-  g.node('Identity', [out], [IO.hiddenOut]);
-  g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', c.dim]);
+  const rope = ropeCaches(g, c);
+  for (let l = from; l < to; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope);
+  addEnd(g, src, h, end);
   return g;
 }
 
+export function layerGraph(src: LlamaSource, l: number): GraphBuilder {
+  const g = new GraphBuilder(`layer${l}`);
+  g.input(IO.hidden, DType.FLOAT, [1, 'seq', src.config.dim]);
+  stepInputs(g);
+  addEnd(g, src, addLayer(g, src.config, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, src.config)), { kind: 'none' });
+  return g;
+}
+
+/** Final norm + LM head on a hidden state, every row. */
 export function headGraph(src: LlamaSource): GraphBuilder {
   const g = new GraphBuilder('head');
   g.input(IO.hidden, DType.FLOAT, [1, 'seq', src.config.dim]);
-  addHead(g, src, IO.hidden);
+  addEnd(g, src, IO.hidden, { kind: 'final', rows: 'all' });
   return g;
 }
 
 /** Embedding, every layer and the head in one graph: no exit possible, fewest calls. */
 export function fullGraph(src: LlamaSource): GraphBuilder {
-  const c = src.config;
-  const g = new GraphBuilder('full');
-  g.input(IO.inputIds, DType.INT64, [1, 'seq']);
-  stepInputs(g);
-  const rope = ropeCaches(g, c);
-  let h: Residual = embedding(g, IO.inputIds, src.tensors.tokEmbd, 'tok_embd');
-  for (let l = 0; l < c.nLayers; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope);
-  addHead(g, src, h);
-  return g;
+  return segmentGraph(src, 0, src.config.nLayers, { kind: 'final', rows: 'all' }, 'full');
 }
