@@ -19,16 +19,26 @@ export function defaultCacheDir(): string {
 export interface EnsureOptions {
   cacheDir?: string;
   quiet?: boolean;
+  /** Hugging Face hub base URL for `hf://` sources; default $HF_ENDPOINT, else https://huggingface.co */
+  hubEndpoint?: string;
 }
 
-/** A bundle directory for `source`: the source itself when it is a bundle, else a cached conversion. */
+/**
+ * A bundle directory for `source`: the source itself when it is a bundle, else a cached conversion.
+ * A hub reference (`hf://owner/repo[@rev][/file]`) is first downloaded into `<cacheDir>/hub/`.
+ */
 export async function ensureBundle(source: string, opts: EnsureOptions = {}): Promise<string> {
+  const cacheRoot = opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir();
+  if (source.startsWith('hf://')) {
+    const { fetchHubModel } = await import('./hub.js');
+    source = await fetchHubModel(source, { cacheDir: cacheRoot, endpoint: opts.hubEndpoint, quiet: opts.quiet });
+  }
   const path = resolve(source);
   if (!existsSync(path)) throw new SedacError('E_MODEL_NOT_FOUND', `model not found: ${source}`);
   if (isBundleDir(path)) return path;
   const { sourceSha256 } = await import('./detect.js');
   const hash = await sourceSha256(path);
-  const dir = join(opts.cacheDir ? resolve(opts.cacheDir) : defaultCacheDir(), hash.slice(0, 16));
+  const dir = join(cacheRoot, hash.slice(0, 16));
   if (isBundleDir(dir)) {
     try {
       const m = readManifest(dir, false);

@@ -242,20 +242,40 @@ function addEnd(g: GraphBuilder, src: LlamaSource, h: Residual, end: GraphEnd): 
   g.node('Identity', [hs], [IO.hiddenOut]);
   g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', c.dim]);
   if (end.kind === 'none') return;
-  let x = lastRow(g, hs);
-  if (end.lens) {
-    const w: SourceTensor = { name: `${end.name}.lens`, dtype: 'f32', shape: [c.dim, c.dim], data: new Uint8Array(end.lens.weight.buffer, end.lens.weight.byteOffset, end.lens.weight.byteLength) };
-    x = g.op('Add', [linear(g, x, w, `${end.name}.lens`), g.f32(`${end.name}.lens.bias`, [c.dim], end.lens.bias)]);
-  }
-  const logits = headLogits(g, src, x);
+  const logits = headLogits(g, src, applyLens(g, c, lastRow(g, hs), end.lens, end.name));
   g.node('Identity', [logits], [IO.exitLogits]);
   g.output(IO.exitLogits, DType.FLOAT, [1, 1, c.vocabSize]);
-  // normalized entropy: -Σ p·log p / ln V
-  const logp = g.op('LogSoftmax', [logits], { axis: -1 });
-  const plogp = g.op('Mul', [g.op('Exp', [logp]), logp]);
-  const sum = g.op('ReduceSum', [plogp, g.i64('reduce.all', [-1])], { keepdims: 0 });
-  g.op('Mul', [g.op('Reshape', [sum, g.i64('shape.one', [1])]), g.f32('entropy.scale', [1], Float32Array.of(-1 / Math.log(c.vocabSize)))], {}, '', IO.exitEntropy);
+  g.op('Reshape', [normalizedEntropy(g, c, logits), g.i64('shape.one', [1])], {}, '', IO.exitEntropy);
   g.output(IO.exitEntropy, DType.FLOAT, [1]);
+}
+
+function applyLens(g: GraphBuilder, c: LlamaConfig, x: string, lens: AffineLens | undefined, name: string): string {
+  if (!lens) return x;
+  const w: SourceTensor = { name: `${name}.lens`, dtype: 'f32', shape: [c.dim, c.dim], data: new Uint8Array(lens.weight.buffer, lens.weight.byteOffset, lens.weight.byteLength) };
+  return g.op('Add', [linear(g, x, w, `${name}.lens`), g.f32(`${name}.lens.bias`, [c.dim], lens.bias)]);
+}
+
+/** -Σ p·log p / ln V over the last axis: (1, S, V) → (1, S). */
+function normalizedEntropy(g: GraphBuilder, c: LlamaConfig, logits: string): string {
+  const logp = g.op('LogSoftmax', [logits], { axis: -1 });
+  const sum = g.op('ReduceSum', [g.op('Mul', [g.op('Exp', [logp]), logp]), g.i64('reduce.last', [-1])], { keepdims: 0 });
+  return g.op('Mul', [sum, g.f32('entropy.scale', [1], Float32Array.of(-1 / Math.log(c.vocabSize)))]);
+}
+
+/**
+ * Calibration probe: an exit head (optional lens, final norm, LM head) on every row of a hidden
+ * state: `hidden` (1, S, dim) → `exit_entropy` (1, S) normalized, `exit_token` (1, S) argmax.
+ */
+export function exitProbeGraph(src: LlamaSource, lens?: AffineLens): GraphBuilder {
+  const c = src.config;
+  const g = new GraphBuilder('exit_probe');
+  g.input(IO.hidden, DType.FLOAT, [1, 'seq', c.dim]);
+  const logits = headLogits(g, src, applyLens(g, c, IO.hidden, lens, 'probe'));
+  g.node('Identity', [normalizedEntropy(g, c, logits)], [IO.exitEntropy]);
+  g.output(IO.exitEntropy, DType.FLOAT, [1, 'seq']);
+  g.op('ArgMax', [logits], { axis: -1, keepdims: 0 }, '', 'exit_token');
+  g.output('exit_token', DType.INT64, [1, 'seq']);
+  return g;
 }
 
 export function embedGraph(src: LlamaSource): GraphBuilder {

@@ -9,7 +9,8 @@
 /**
  * f32 / f16: plain little-endian floats. q8_0 / q4_0: ggml blocks of 32 (fp16 scale + quants).
  * q8_g: llama2.c v2 group quantization: `data` holds int8 values, `scales` one f32 per group of
- * `groupSize` consecutive values along `in`.
+ * `groupSize` consecutive values in row-major order. export.py only makes groupSize divide `dim`,
+ * so when it does not divide a matrix's `in` (e.g. w2 with in = hidden_dim) groups span rows.
  */
 export type SourceDType = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q8_g';
 
@@ -79,12 +80,23 @@ export interface SentencePieceVocab {
   scores: number[];
   /** SentencePiece piece types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte */
   types: number[];
+  /** special token ids; -1 when the model defines none */
   bos: number;
   eos: number;
   unk: number;
   addDummyPrefix: boolean;
+  /**
+   * segmentation algorithm: 'bpe' merges pieces by score (Llama, llama2.c, GGUF 'llama'),
+   * 'unigram' is SentencePiece's Viterbi model. Absent means 'bpe'.
+   */
+  algorithm?: 'bpe' | 'unigram';
   /** split digits into single pieces before BPE (SentencePiece split_digits) */
   splitDigits?: boolean;
+  /**
+   * collapse runs of whitespace and trim before encoding (SentencePiece normalizer
+   * remove_extra_whitespaces); absent means false, as in llama.cpp and llama2.c
+   */
+  removeExtraWhitespaces?: boolean;
 }
 
 /** A Hugging Face tokenizer.json, kept verbatim. */

@@ -5,18 +5,10 @@
  */
 import { SedacError } from '../errors.js';
 import { DType, GraphBuilder, rawOf } from './onnx.js';
+import { f16ToF32, toFloat32 } from './dequant.js';
 import type { SourceTensor } from './source.js';
 
 const QK = 32;
-
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 function u16(t: SourceTensor): Uint16Array {
   return new Uint16Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 2);
@@ -42,7 +34,8 @@ export function toInt8Blocks(t: SourceTensor): Int8Blocks {
   const [rows, cols] = t.shape as [number, number];
   if (t.dtype === 'q8_g') {
     const block = t.groupSize ?? 0;
-    if (!t.scales || block <= 0 || cols % block !== 0) throw new SedacError('E_MODEL_SHAPE', `${t.name}: bad q8 group layout`);
+    if (!t.scales || block <= 0) throw new SedacError('E_MODEL_SHAPE', `${t.name}: q8 groups without scales`);
+    if (cols % block !== 0) throw new SedacError('E_MODEL_SHAPE', `${t.name}: q8 groups of ${block} straddle rows of ${cols}`);
     return { rows, cols, block, q: new Int8Array(t.data.buffer, t.data.byteOffset, rows * cols), scales: t.scales };
   }
   if (cols % QK !== 0) throw new SedacError('E_MODEL_SHAPE', `${t.name}: ${t.dtype} row length ${cols} is not a multiple of ${QK}`);
@@ -74,6 +67,12 @@ export function toInt8Blocks(t: SourceTensor): Int8Blocks {
 /** y = x · Wᵀ for a weight W of shape (out, in), in whatever form the source stored it. */
 export function linear(g: GraphBuilder, x: string, w: SourceTensor, name: string): string {
   const [out, inn] = w.shape as [number, number];
+  if (w.dtype === 'q8_g' && inn % (w.groupSize ?? 1) !== 0) {
+    // llama2.c v2 groups run over the flattened tensor and can straddle rows, which no ORT kernel
+    // expresses: such a tensor (e.g. a w2 with 172 columns and groups of 64) runs as f32, exactly.
+    const f = toFloat32(w);
+    return linear(g, x, { name: w.name, dtype: 'f32', shape: w.shape, data: new Uint8Array(f.buffer) }, name);
+  }
   switch (w.dtype) {
     case 'f32': {
       const src = f32(w);

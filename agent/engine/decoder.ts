@@ -137,7 +137,7 @@ export class Decoder implements LoadedModel {
    * The same forward, one graph per layer — the path early exit stops on. `timer` receives the
    * wall time of each step (embed, layer.N, head) for the bench's cost breakdown.
    */
-  async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer): Promise<Float32Array> {
+  async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer, onHidden?: (layer: number, h: Float32Array) => void): Promise<Float32Array> {
     this.checkRoom(s, tokens.length);
     const g = await this.ensureLayered();
     const step = this.stepFeeds(s, tokens.length);
@@ -159,7 +159,7 @@ export class Decoder implements LoadedModel {
       s.keys[l] = out[IO.presentKey(l)]!;
       s.values[l] = out[IO.presentValue(l)]!;
       lap(`layer.${l}`);
-      // (early exit decides here — issue #3)
+      onHidden?.(l, floats(h, `hidden after layer ${l}`));
     }
     // final norm + LM head: (1, n, vocab)
     const logits = floats((await g.head.run({ [IO.hidden]: h }))[IO.logits], 'logits');
@@ -184,6 +184,13 @@ export class Decoder implements LoadedModel {
       throw new SedacError('E_INPUT', `the prompt is ${ids.length} tokens; the model's context is ${this.config.maxSeqLen}`);
     }
     return ids;
+  }
+
+  /** [BOS] + ids of a text, cut to at most `max` tokens (for teacher-forced evaluation). */
+  encodePromptTruncated(text: string, max: number): number[] {
+    const ids = this.tokenizer.encode(text);
+    if (this.tokenizer.bos !== undefined) ids.unshift(this.tokenizer.bos);
+    return ids.slice(0, Math.max(0, max));
   }
 
   async generate(prompt: string, opts: GenerateOptions = {}): Promise<GenerateResult> {

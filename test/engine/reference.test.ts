@@ -16,6 +16,19 @@ import type { Decoder } from '../../agent/engine/decoder.js';
 import { loadModel } from '../../agent/engine/index.js';
 import { referenceLogits } from '../reference/llamaRef.js';
 import { sharedPath } from '../helpers/shared.js';
+import { permuteToHf } from '../helpers/fixtures.js';
+import { writeLlama2c, writeLlama2cTokenizer } from '../helpers/llama2cWriter.js';
+
+/** stories260K exported as a llama2.c checkpoint (v0 with an untied classifier, v1, v2 int8 groups). */
+async function llama2c(version: 0 | 1 | 2): Promise<LlamaSource> {
+  const src = await loadSource(sharedPath('models/stories260K/stories260K.gguf'));
+  const dir = mkdtempSync(join(tmpdir(), 'sedac-l2c-'));
+  const untied = version === 0 ? asF32(untie(src).tensors.output!) : undefined;
+  writeLlama2c(join(dir, 'model.bin'), src, { version, ...(untied ? { untiedOutput: untied } : {}) });
+  if (src.tokenizer.kind !== 'sentencepiece') throw new Error('stories260K has a SentencePiece vocabulary');
+  writeLlama2cTokenizer(join(dir, 'tokenizer.bin'), src.tokenizer);
+  return loadSource(join(dir, 'model.bin'));
+}
 
 const POSITIONS = 32;
 
@@ -28,19 +41,9 @@ function asF32(t: SourceTensor): Float32Array {
   return new Float32Array(new Uint8Array(t.data).buffer);
 }
 
-/** HF's convert_llama_weights_to_hf permute(): Meta row 2i / 2i+1 of each head → HF rows i / i + hd/2. */
-function permuteToHf(t: SourceTensor, heads: number): SourceTensor {
+function permuteRows(t: SourceTensor, heads: number): SourceTensor {
   const [rows, cols] = t.shape as [number, number];
-  const src = asF32(t);
-  const out = new Float32Array(src.length);
-  const hd = rows / heads;
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < hd / 2; i++) {
-      out.set(src.subarray((h * hd + 2 * i) * cols, (h * hd + 2 * i + 1) * cols), (h * hd + i) * cols);
-      out.set(src.subarray((h * hd + 2 * i + 1) * cols, (h * hd + 2 * i + 2) * cols), (h * hd + hd / 2 + i) * cols);
-    }
-  }
-  return f32Tensor(t.name, [rows, cols], out);
+  return f32Tensor(t.name, [rows, cols], permuteToHf(asF32(t), heads, rows, cols));
 }
 
 /** stories260K rewritten the way HF stores it: q/k rows permuted, rotate-half RoPE. */
@@ -49,7 +52,7 @@ function toHfLayout(src: LlamaSource): LlamaSource {
   return {
     ...src,
     config: { ...c, ropeLayout: 'halves' },
-    tensors: { ...src.tensors, layers: src.tensors.layers.map((l) => ({ ...l, wq: permuteToHf(l.wq, c.nHeads), wk: permuteToHf(l.wk, c.nKvHeads) })) },
+    tensors: { ...src.tensors, layers: src.tensors.layers.map((l) => ({ ...l, wq: permuteRows(l.wq, c.nHeads), wk: permuteRows(l.wk, c.nKvHeads) })) },
   };
 }
 
@@ -109,6 +112,9 @@ describe('engine logits = reference forward (1e-3 max-abs, 32 positions)', () =>
     ['untied LM head (stories260K)', async () => untie(await loadSource(sharedPath('models/stories260K/stories260K.gguf'))), STORY],
     ['HF folder, rotate-half RoPE, MHA (caption-lm-8L/hf)', () => loadSource(sharedPath('models/caption-lm-8L/hf')), CAPTIONS],
     ['GGUF F16 weights (caption-lm-8L)', () => loadSource(sharedPath('models/caption-lm-8L/caption-lm-8L.f16.gguf')), CAPTIONS],
+    ['llama2.c v0 checkpoint with an untied classifier', () => llama2c(0), STORY],
+    ['llama2.c v1 checkpoint', () => llama2c(1), STORY],
+    ['llama2.c v2 checkpoint (int8 groups straddling rows)', () => llama2c(2), STORY],
     ['GGUF Q8_0 weights (caption-lm-8L-ee)', () => loadSource(sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.q8_0.gguf')), CAPTIONS],
   ];
   for (const [name, load, text] of cases) {
