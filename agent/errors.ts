@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   E_MODEL_TOKENIZER: 'the tokenizer is missing or malformed',
   E_MODEL_INTEGRITY: 'a bundle file does not match the sha256 recorded in its manifest',
   E_MODEL_LOAD: 'onnxruntime could not load or run a bundle graph',
+  E_MODEL_FETCH: 'a model could not be downloaded from the hub: network, HTTP status or checksum',
   // Inference
   E_INFER: 'inference failed inside the engine',
   E_INPUT: 'the text given to the engine is unusable (empty after tokenization, invalid)',
@@ -28,6 +29,7 @@ export const ERROR_CODES = {
   E_EXPIRED: 'the request deadline or MQTT message expiry passed before it was served',
   E_DEGRADED: 'the requested quality floor is refused because the device is in a critical state',
   E_SHUTTING_DOWN: 'the agent is stopping and takes no new work',
+  E_MQTT_CONNECT: 'the MQTT broker could not be reached or refused the connection (sedac request)',
   // CLI
   E_USAGE: 'the command line is malformed',
   E_INTERNAL: 'an unexpected internal error (a bug); the message says where',

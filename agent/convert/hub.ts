@@ -82,6 +82,7 @@ export async function fetchHubModel(source: string, opts: HubOptions): Promise<s
     idleTimeoutMs: opts.idleTimeoutMs ?? 30_000,
     quiet: opts.quiet ?? false,
   };
+  if (!URL.canParse(ctx.endpoint)) throw new SedacError('E_MODEL_FETCH', `hub endpoint ${ctx.endpoint} (HF_ENDPOINT) is not a URL`);
   const root = join(resolve(opts.cacheDir), 'hub', ...ref.repo.split('/'), ref.revision);
   if (ref.path === undefined) return fetchFolder(ctx, ref, root);
   await fetchFile(ctx, ref.repo, ref.revision, ref.path, root, true);
@@ -215,6 +216,7 @@ async function download(ctx: Ctx, url: string, dest: string, label: string): Pro
       throw new SedacError('E_MODEL_FETCH', `${url}: sha256 ${got} does not match the hub's ${sha256}`, { url });
     }
     await rename(tmp, dest);
+    if (n % MIB !== 0) bar?.tick(`${(n / MIB).toFixed(1)} MiB`);
     bar?.done(`${(n / MIB).toFixed(1)} MiB, sha256 ${sha256 ? 'verified' : 'not published'}`);
   } catch (err) {
     await rm(tmp, { force: true });

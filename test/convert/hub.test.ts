@@ -19,7 +19,8 @@ import { SedacError } from '../../agent/errors.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { sharedPath } from '../helpers/shared.js';
 
-type Fault = 'truncate' | 'corrupt' | '500' | 'stall';
+/** short: the hub states only the size (no sha256) and the CDN ends a chunked body early but cleanly */
+type Fault = 'truncate' | 'corrupt' | '500' | 'stall' | 'short';
 interface Blob {
   body: Buffer;
   sha256: string;
@@ -96,9 +97,8 @@ class FakeHub {
       // an LFS file: the hub redirects to a signed CDN URL and states sha256 and size itself
       this.blobs.set(blob.sha256, { blob, key });
       const location = `${this.cdnBase}/repos/ab/${blob.sha256}?X-Amz-Signature=secret&Expires=1`;
-      return void res
-        .writeHead(302, { location, etag: `"${blob.sha256}"`, 'x-linked-etag': `"${blob.sha256}"`, 'x-linked-size': String(body.length) })
-        .end(`Found. Redirecting to ${location}`);
+      const sums = this.faults.get(key) === 'short' ? {} : { etag: `"${blob.sha256}"`, 'x-linked-etag': `"${blob.sha256}"` };
+      return void res.writeHead(302, { location, ...sums, 'x-linked-size': String(body.length) }).end(`Found. Redirecting to ${location}`);
     }
     this.serve(res, key, blob, `"${gitSha1(body)}"`);
   }
@@ -114,6 +114,7 @@ class FakeHub {
   private serve(res: ServerResponse, key: string, blob: Blob, etag: string): void {
     const fault = this.faults.get(key);
     if (fault === '500') return void res.writeHead(500).end('Internal Error');
+    if (fault === 'short') return void res.writeHead(200, { etag }).end(blob.body.subarray(0, blob.body.length >> 1));
     res.writeHead(200, { 'content-length': blob.body.length, etag, 'content-type': 'application/octet-stream' });
     const half = blob.body.subarray(0, blob.body.length >> 1);
     if (fault === 'truncate') return void res.write(half, () => res.destroy());
@@ -322,6 +323,7 @@ describe('Hugging Face hub fetch (local stand-in hub)', () => {
     ['corrupt', /sha256 [0-9a-f]{64} does not match the hub's [0-9a-f]{64}/],
     ['500', /stories260K\.gguf \(via 127\.0\.0\.1:\d+\): HTTP 500/],
     ['stall', /no data for 300 ms/],
+    ['short', /received 592688 bytes, expected 1185376/],
   ] as const) {
     it(`a ${fault} download is E_MODEL_FETCH and leaves nothing in the cache`, async () => {
       const cacheDir = cache();
@@ -347,5 +349,6 @@ describe('Hugging Face hub fetch (local stand-in hub)', () => {
       /cannot reach http:\/\/127\.0\.0\.1:\d+\/sedac\/stories260K\/resolve\/main\/stories260K\.gguf: .*ECONNREFUSED/,
     );
     assert.deepEqual(filesUnder(cacheDir), []);
+    await rejectsWith(fetchHubModel('hf://a/b/m.gguf', { cacheDir, endpoint: 'not a url' }), 'E_MODEL_FETCH', /not a URL/);
   });
 });
