@@ -10,6 +10,12 @@ type Command = { summary: string; load: () => Promise<{ main(argv: string[]): Pr
 const COMMANDS: Record<string, Command> = {
   convert: { summary: 'convert a GGUF / llama2.c / Hugging Face model into a bundle', load: () => import('./commands/convert.js') },
   generate: { summary: 'generate text from a prompt', load: () => import('./commands/generate.js') },
+  calibrate: { summary: 'fit exit heads and the ladder of operating levels on calibration text', load: () => import('./commands/calibrate.js') },
+  eval: { summary: 'measure a level: agreement with full depth, mean layers, speed against full depth', load: () => import('./commands/eval.js') },
+  classify: { summary: 'classify a text or a JSONL file with a BERT-family classifier (early exit by level)', load: () => import('./commands/classify.js') },
+  run: { summary: 'run the agent daemon (MQTT; embedded broker if enabled)', load: () => import('./commands/run.js') },
+  request: { summary: 'send one request to an agent over MQTT and print the response', load: () => import('./commands/request.js') },
+  sensors: { summary: 'show what the agent reads on this machine (temperature, throttling, power) and where from', load: () => import('./commands/sensors.js') },
 };
 
 function usage(): string {

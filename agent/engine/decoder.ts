@@ -7,8 +7,10 @@
 import { SedacError } from '../errors.js';
 import { IO } from '../convert/llamaGraphs.js';
 import type { Manifest } from './bundle.js';
+import type { DecoderLadder } from './ladder.js';
 import { type Feeds, type OrtTensor, Session, f32, floats, i32, i64 } from './ort.js';
 import { makeSampler } from './sampling.js';
+import { generateIds, resolveLevel } from './generation.js';
 import type { GenerateOptions, GenerateResult, LoadedModel, Tokenizer } from './types.js';
 import { join } from 'node:path';
 
@@ -23,12 +25,11 @@ export interface DecoderConfig {
   maxSeqLen: number;
 }
 
-/** Sessions, read-only once loaded. Per-layer sessions load on first use. */
-interface DecoderGraphs {
-  full: Session;
-  embed?: Session;
-  layers?: Session[]; // (layer)
-  head?: Session;
+/** Per-layer sessions (embed, layer.N, head): the cost breakdown and calibration path. */
+interface LayeredGraphs {
+  embed: Session;
+  layers: Session[]; // (layer)
+  head: Session;
 }
 
 /** Per-request state: how many positions are cached, and the cache itself. */
@@ -54,8 +55,12 @@ export interface DecoderOptions {
 
 export class Decoder implements LoadedModel {
   readonly task = 'generate' as const;
-  readonly levels: string[] = [];
-  private graphs: DecoderGraphs | undefined;
+  /** calibrated levels, best first (empty: not calibrated, full depth only) */
+  readonly levels: string[];
+  readonly ladder: DecoderLadder | undefined;
+  /** sessions by graph role, loaded on first use and kept (read-only once loaded) */
+  private sessions = new Map<string, Promise<Session>>();
+  private full: Session | undefined;
 
   private constructor(
     readonly name: string,
@@ -65,7 +70,10 @@ export class Decoder implements LoadedModel {
     readonly config: DecoderConfig,
     readonly tokenizer: Tokenizer,
     private readonly opts: DecoderOptions,
-  ) {}
+  ) {
+    this.ladder = manifest.extras?.ladder as DecoderLadder | undefined;
+    this.levels = this.ladder?.levels.map((l) => l.name) ?? [];
+  }
 
   static async load(dir: string, manifest: Manifest, bundleHash: string, tokenizer: Tokenizer, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = manifest.config as unknown as DecoderConfig;
@@ -73,7 +81,7 @@ export class Decoder implements LoadedModel {
       if (!Number.isInteger(c[k]) || c[k] <= 0) throw new SedacError('E_MODEL_FORMAT', `${dir}: manifest config.${k} is missing or invalid`);
     }
     const d = new Decoder(manifest.name, bundleHash, dir, manifest, c, tokenizer, opts);
-    d.graphs = { full: await d.session('full') };
+    d.full = await d.graph('full');
     return d;
   }
 
@@ -81,22 +89,24 @@ export class Decoder implements LoadedModel {
     return this.config.nLayers;
   }
 
-  private async session(role: string): Promise<Session> {
-    const g = this.manifest.graphs[role];
-    if (!g) throw new SedacError('E_MODEL_FORMAT', `${this.dir}: bundle has no '${role}' graph`);
-    return Session.load(join(this.dir, g.file), `${this.name}/${role}`, { threads: this.opts.threads });
+  /** The session of a graph role, loaded once on first use. */
+  graph(role: string): Promise<Session> {
+    let s = this.sessions.get(role);
+    if (!s) {
+      const g = this.manifest.graphs[role];
+      if (!g) return Promise.reject(new SedacError('E_MODEL_FORMAT', `${this.dir}: bundle has no '${role}' graph`));
+      s = Session.load(join(this.dir, g.file), `${this.name}/${role}`, { threads: this.opts.threads });
+      this.sessions.set(role, s);
+      s.catch(() => this.sessions.delete(role));
+    }
+    return s;
   }
 
-  /** Load the per-layer graphs (embed, layer.N, head) used by early exit and the cost breakdown. */
-  async ensureLayered(): Promise<Required<DecoderGraphs>> {
-    const g = this.graphs!;
-    if (!g.embed || !g.layers || !g.head) {
-      g.embed = await this.session('embed');
-      g.layers = [];
-      for (let l = 0; l < this.config.nLayers; l++) g.layers.push(await this.session(`layer.${l}`));
-      g.head = await this.session('head');
-    }
-    return g as Required<DecoderGraphs>;
+  /** The per-layer graphs (embed, layer.N, head) used by calibration and the cost breakdown. */
+  async ensureLayered(): Promise<LayeredGraphs> {
+    const layers: Session[] = [];
+    for (let l = 0; l < this.config.nLayers; l++) layers.push(await this.graph(`layer.${l}`));
+    return { embed: await this.graph('embed'), layers, head: await this.graph('head') };
   }
 
   newState(): RunState {
@@ -104,12 +114,12 @@ export class Decoder implements LoadedModel {
   }
 
   /** GQA's per-step inputs: total length after this step, and seqlens_k = total - 1. */
-  private stepFeeds(s: RunState, n: number): Feeds {
-    const total = s.pos + n;
+  stepFeeds(past: number, n: number): Feeds {
+    const total = past + n;
     return { [IO.seqlensK]: i32(Int32Array.of(total - 1), [1]), [IO.totalLen]: i32(Int32Array.of(total), []) };
   }
 
-  private idsTensor(tokens: number[]): OrtTensor {
+  idsTensor(tokens: number[]): OrtTensor {
     return i64(BigInt64Array.from(tokens, (t) => BigInt(t)), [1, tokens.length]);
   }
 
@@ -119,12 +129,12 @@ export class Decoder implements LoadedModel {
    */
   async forward(tokens: number[], s: RunState): Promise<Float32Array> {
     this.checkRoom(s, tokens.length);
-    const feeds: Feeds = { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s, tokens.length) };
+    const feeds: Feeds = { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s.pos, tokens.length) };
     for (let l = 0; l < this.config.nLayers; l++) {
       feeds[IO.pastKey(l)] = s.keys[l]!;
       feeds[IO.pastValue(l)] = s.values[l]!;
     }
-    const out = await this.graphs!.full.run(feeds);
+    const out = await this.full!.run(feeds);
     for (let l = 0; l < this.config.nLayers; l++) {
       s.keys[l] = out[IO.presentKey(l)]!;
       s.values[l] = out[IO.presentValue(l)]!;
@@ -140,7 +150,7 @@ export class Decoder implements LoadedModel {
   async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer, onHidden?: (layer: number, h: Float32Array) => void): Promise<Float32Array> {
     this.checkRoom(s, tokens.length);
     const g = await this.ensureLayered();
-    const step = this.stepFeeds(s, tokens.length);
+    const step = this.stepFeeds(s.pos, tokens.length);
     let t = performance.now();
     const lap = (role: string) => {
       if (!timer) return;
@@ -168,7 +178,7 @@ export class Decoder implements LoadedModel {
     return logits;
   }
 
-  private checkRoom(s: RunState, n: number): void {
+  checkRoom(s: RunState, n: number): void {
     if (n <= 0) throw new SedacError('E_INPUT', 'nothing to run: empty token list');
     if (s.pos + n > this.config.maxSeqLen) {
       throw new SedacError('E_INPUT', `${s.pos + n} tokens exceed the model's context of ${this.config.maxSeqLen}`);
@@ -195,44 +205,24 @@ export class Decoder implements LoadedModel {
 
   async generate(prompt: string, opts: GenerateOptions = {}): Promise<GenerateResult> {
     const t0 = performance.now();
-    const maxTokens = opts.maxTokens ?? 64;
-    const sampler = makeSampler(opts.temperature ?? 0, opts.topP ?? 1, opts.seed ?? 0);
-    const V = this.config.vocabSize;
+    const temperature = opts.temperature ?? 0;
+    const sampler = makeSampler(temperature, opts.topP ?? 1, opts.seed ?? 0);
     const ids = this.encodePrompt(prompt);
-    const s = this.newState();
-
-    // prefill the prompt; sample from the last position's logits
-    let logits = await this.forward(ids, s);
-    let offset = (ids.length - 1) * V;
-    const tokens: number[] = [];
-    let stop: GenerateResult['stop'] = 'max_tokens';
-    while (tokens.length < maxTokens) {
-      const next = sampler.next(logits, offset, V);
-      if (next === this.tokenizer.eos) {
-        stop = 'eos';
-        break;
-      }
-      tokens.push(next);
-      opts.onToken?.(next);
-      if (tokens.length === maxTokens) break;
-      if (s.pos >= this.config.maxSeqLen) {
-        stop = 'context';
-        break;
-      }
-      logits = await this.forward([next], s);
-      offset = 0;
-    }
+    const { level, note } = resolveLevel(this, opts.level);
+    const r = await generateIds(this, ids, level, sampler, !(temperature > 0), opts.maxTokens ?? 64, opts.onToken);
     const ms = performance.now() - t0;
+    const meanLayers = r.layers.length ? r.layers.reduce((a, b) => a + b, 0) / r.layers.length : this.config.nLayers;
     return {
-      text: this.continuation(ids, tokens),
-      tokens,
+      text: this.continuation(ids, r.tokens),
+      tokens: r.tokens,
       promptTokens: ids.length,
-      layers: tokens.map(() => this.config.nLayers),
-      meanLayers: this.config.nLayers,
-      level: 'full',
+      layers: r.layers,
+      meanLayers,
+      level: level?.name ?? 'full',
       ms,
-      tokensPerS: tokens.length / (ms / 1000),
-      stop,
+      tokensPerS: r.tokens.length / (ms / 1000),
+      stop: r.stop,
+      ...(note || r.note ? { note: note ?? r.note } : {}),
     };
   }
 
@@ -245,9 +235,9 @@ export class Decoder implements LoadedModel {
   }
 
   async dispose(): Promise<void> {
-    const g = this.graphs;
-    this.graphs = undefined;
-    if (!g) return;
-    await Promise.all([g.full, g.embed, g.head, ...(g.layers ?? [])].filter((x): x is Session => !!x).map((x) => x.release()));
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    this.full = undefined;
+    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.release()));
   }
 }

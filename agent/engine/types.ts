@@ -42,6 +42,8 @@ export interface GenerateResult {
   tokensPerS: number;
   /** why generation stopped */
   stop: 'eos' | 'max_tokens' | 'context';
+  /** set when the request was served differently than asked (e.g. an uncalibrated bundle) */
+  note?: string;
 }
 
 export interface ClassifyOptions {

@@ -1,0 +1,176 @@
+/**
+ * `sedac calibrate` for decoders: fit exit heads, choose each level's exit points and thresholds
+ * with a guarantee, check them on held-out text through the real engine, and write the ladder (and
+ * the segment graphs it needs) into the bundle.
+ *
+ * Splits are by text (index mod 5): 0–1 fit the lenses and the threshold family, 2–3 test the
+ * levels (Learn-then-Test), 4 is held out for the final check.
+ */
+import { readFileSync } from 'node:fs';
+import { loadSource } from '../convert/detect.js';
+import { type AffineLens, exitProbeGraph, segmentGraph } from '../convert/llamaGraphs.js';
+import { progressBar } from '../convert/progress.js';
+import type { LlamaSource } from '../convert/source.js';
+import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
+import type { Decoder } from '../engine/decoder.js';
+import { DEFAULT_TARGETS, type DecoderLadder, type ExitHeadChoice, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { Session, f32, floats } from '../engine/ort.js';
+import { SedacError } from '../errors.js';
+import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
+import { measureCosts } from './costs.js';
+import { checkHoldout } from './holdout.js';
+import { fitAffineLens } from './lens.js';
+import { type TokenTable, choosePlan, fitThresholdFamily, fusedCost } from './exitTable.js';
+
+export interface DecoderCalibrateOptions {
+  /** level name → target agreement; default DEFAULT_TARGETS */
+  levels?: Record<string, number>;
+  /** confidence of the agreement guarantee; default 0.95 */
+  confidence?: number;
+  /** positions of calibration data used; default 40,000 */
+  maxTokens?: number;
+  /** held-out texts replayed through the engine; default 300 */
+  holdoutTexts?: number;
+  kv?: 'recompute' | 'propagate';
+  quiet?: boolean;
+}
+
+/** Texts from plain text (one per line) or JSONL with a `text` field. */
+export function readTexts(file: string): string[] {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch {
+    throw new SedacError('E_MODEL_NOT_FOUND', `data file not found: ${file}`);
+  }
+  return raw
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line, i) => {
+      if (!line.trimStart().startsWith('{')) return line;
+      try {
+        const o = JSON.parse(line) as { text?: unknown };
+        if (typeof o.text === 'string') return o.text;
+      } catch {
+        // fall through
+      }
+      throw new SedacError('E_BAD_REQUEST', `${file}:${i + 1}: a JSON line without a "text" string`);
+    });
+}
+
+/** The source the bundle was converted from, checked against its recorded sha256. */
+async function bundleSource(m: Manifest): Promise<LlamaSource> {
+  const src = await loadSource(m.source.path).catch((err: unknown) => {
+    throw new SedacError('E_MODEL_NOT_FOUND', `calibration rebuilds graphs from the model source ${m.source.path}, which cannot be read: ${(err as Error).message}`);
+  });
+  if (src.sha256 !== m.source.sha256) throw new SedacError('E_MODEL_INTEGRITY', `${m.source.path} changed since the bundle was converted; reconvert first`);
+  return src;
+}
+
+function rowsOf(data: DecoderCalibrationData, layer: number, idx: Int32Array): Float32Array {
+  const { dim } = data;
+  const out = new Float32Array(idx.length * dim);
+  const h = data.hidden[layer]!;
+  idx.forEach((i, k) => out.set(h.subarray(i * dim, (i + 1) * dim), k * dim));
+  return out;
+}
+
+async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: AffineLens | undefined): Promise<{ entropy: Float32Array; pred: Int32Array }> {
+  const s = await Session.load(exitProbeGraph(src, lens).toBytes(), 'exit probe');
+  try {
+    const out = await s.run({ hidden: f32(h, [1, h.length / dim, dim]) });
+    return { entropy: floats(out.exit_entropy, 'exit_entropy').slice(), pred: Int32Array.from(out.exit_token!.data as BigInt64Array, Number) };
+  } finally {
+    await s.release();
+  }
+}
+
+export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string, opts: DecoderCalibrateOptions = {}): Promise<DecoderLadder> {
+  const m = readManifest(dir, true);
+  const src = await bundleSource(m);
+  const { nLayers: L, dim } = d.config;
+  const confidence = opts.confidence ?? 0.95;
+  const targets = opts.levels ?? DEFAULT_TARGETS;
+  const texts = readTexts(dataFile);
+  const quiet = opts.quiet ?? false;
+
+  // 1. teacher-forced full-depth pass: every layer's state, the full model's answer
+  const bar = progressBar('calibrate: full-depth pass', texts.length, process.stderr, quiet);
+  const data = await collectDecoderData(d, texts, { maxTokens: opts.maxTokens, onText: () => bar.tick('') });
+  bar.done(`${data.n} tokens from ${data.texts} texts`);
+  const split = Array.from({ length: 3 }, (_, s) => Int32Array.from(data.target.keys()).filter((i) => [0, 0, 1, 1, 2][data.textOf[i]! % 5] === s));
+  const [fitIdx, calIdx, holdIdx] = split as [Int32Array, Int32Array, Int32Array];
+  if (calIdx.length < 200 || fitIdx.length < 200) throw new SedacError('E_INPUT', `calibration needs more text: ${data.n} tokens in ${data.texts} texts`);
+
+  // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit split
+  const heads: ExitHeadChoice[] = [];
+  const lenses = new Map<number, AffineLens>();
+  const fit: TokenTable = { entropy: [], pred: [], full: Int32Array.from(fitIdx, (i) => data.target[i]!) };
+  const cal: TokenTable = { entropy: [], pred: [], full: Int32Array.from(calIdx, (i) => data.target[i]!) };
+  const hb = progressBar('calibrate: exit heads', L - 1, process.stderr, quiet);
+  for (let e = 1; e < L; e++) {
+    const lens = await fitAffineLens(rowsOf(data, e - 1, fitIdx), rowsOf(data, L - 1, fitIdx), fitIdx.length, dim);
+    const agree = (p: Int32Array) => p.reduce((a, t, k) => a + (t === fit.full[k] ? 1 : 0), 0) / p.length;
+    const plain = await probe(src, rowsOf(data, e - 1, fitIdx), dim, undefined);
+    const tuned = await probe(src, rowsOf(data, e - 1, fitIdx), dim, lens);
+    const useLens = agree(tuned.pred) > agree(plain.pred);
+    heads.push({ exit: e, kind: useLens ? 'affine_lens' : 'logit_lens', agreement: { logit_lens: agree(plain.pred), affine_lens: agree(tuned.pred) } });
+    if (useLens) lenses.set(e, lens);
+    const chosen = useLens ? tuned : plain;
+    fit.entropy.push(chosen.entropy);
+    fit.pred.push(chosen.pred);
+    const c = await probe(src, rowsOf(data, e - 1, calIdx), dim, useLens ? lens : undefined);
+    cal.entropy.push(c.entropy);
+    cal.pred.push(c.pred);
+    hb.tick(`after ${e} layers: ${heads.at(-1)!.kind}`);
+  }
+  hb.done();
+
+  // 3. what calls, layers and heads cost on this machine, then each level's plan
+  const costs = await measureCosts(d, src);
+  const family = fitThresholdFamily(fit, L, Math.max(20, Math.ceil(0.002 * fit.full.length)));
+  const levels: LadderLevel[] = [];
+  for (const [name, target] of Object.entries(targets)) {
+    if (target >= 1) continue; // the exact level is built below from the others
+    const plan = choosePlan(family, cal, L, target, confidence, costs);
+    const speedup = fusedCost(costs, L) / plan.predictedUs;
+    const sim = plan.fit.calibration;
+    const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
+    if (plan.exits.length === 0 || speedup <= 1) levels.push({ ...base, mode: 'full', predicted_speedup: 1 });
+    else levels.push({ ...base, mode: 'exits', plan: { exits: plan.exits, thresholds: plan.exits.map((e) => plan.fit.thresholds[e - 1]!), segments: segmentsFor(plan.exits, L) }, predicted_speedup: speedup });
+  }
+  if ('exact' in targets) {
+    // drafts from the most aggressive plan that still agrees ≥ 97 % (or the best there is)
+    const drafts = levels.filter((l) => l.plan);
+    const draft = drafts.filter((l) => l.target >= 0.97).at(-1) ?? drafts[0];
+    levels.unshift(draft?.plan ? { name: 'exact', target: 1, mode: 'speculative', plan: draft.plan, max_draft: 4 } : { name: 'exact', target: 1, mode: 'full' });
+  }
+  levels.sort((a, b) => b.target - a.target);
+
+  // 4. the segment graphs the plans need, written into the bundle
+  const roles = new Set(levels.flatMap((l) => l.plan?.segments ?? []));
+  for (const role of roles) {
+    if (m.graphs[role]) continue;
+    const [from, to] = role.slice(4).split('.')[0]!.split('-').map(Number) as [number, number];
+    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}` }, role);
+    if (segmentRole(from, to, L) !== role) throw new SedacError('E_INTERNAL', `segment role ${role}`);
+    m.graphs[role] = { ...writeBundleFile(dir, `${role}.onnx`, g.toBytes()), ...g.signature() };
+  }
+  const ladder: DecoderLadder = {
+    version: 1,
+    kv: opts.kv ?? 'recompute',
+    confidence,
+    heads,
+    costs,
+    levels,
+    data: { file: dataFile, sha256: sha256(readFileSync(dataFile)), tokens: data.n, texts: data.texts },
+    created_at: new Date().toISOString(),
+  };
+  m.extras = { ...(m.extras ?? {}), ladder };
+  writeManifest(dir, m);
+
+  // 5. held-out check through the real engine (teacher forcing with real exits and lazy K/V)
+  await checkHoldout(dir, ladder, texts, data, holdIdx, opts.holdoutTexts ?? 300, quiet);
+  writeManifest(dir, m);
+  return ladder;
+}

@@ -1,0 +1,90 @@
+/**
+ * The held-out check: teacher-forced replay of held-out texts through the real exit engine (real
+ * exits, lazy K/V), compared with the full model's answers collected before. Its agreement and mean
+ * layers go into the ladder beside the calibration split's.
+ */
+import { loadModel } from '../engine/index.js';
+import type { Decoder } from '../engine/decoder.js';
+import { exitStateFrom, exitStep } from '../engine/exits.js';
+import type { DecoderLadder } from '../engine/ladder.js';
+import { progressBar } from '../convert/progress.js';
+import { argmax } from '../engine/sampling.js';
+import type { DecoderCalibrationData } from './decoderData.js';
+
+export interface ReplayStats {
+  tokens: number;
+  agreement: number;
+  mean_layers: number;
+}
+
+/** Teacher-forced agreement of one level on token sequences whose full-model answers are known. */
+export async function replayLevel(d: Decoder, ladder: DecoderLadder, levelName: string, seqs: { ids: number[]; target: Int32Array }[]): Promise<ReplayStats> {
+  const level = ladder.levels.find((l) => l.name === levelName);
+  let n = 0;
+  let agree = 0;
+  let layers = 0;
+  for (const { ids, target } of seqs) {
+    if (!level?.plan || level.mode !== 'exits') {
+      n += ids.length;
+      agree += ids.length;
+      layers += ids.length * d.config.nLayers;
+      continue;
+    }
+    // BOS through the fused graph, then every next true token through the exit engine
+    const run = d.newState();
+    const first = await d.forward([ids[0]!], run);
+    n++;
+    agree += argmax(first, 0, d.config.vocabSize) === target[0] ? 1 : 0;
+    layers += d.config.nLayers;
+    const st = exitStateFrom(d, run);
+    for (let p = 1; p < ids.length; p++) {
+      const step = await exitStep(d, st, ids[p]!, level.plan, ladder.kv);
+      n++;
+      if (argmax(step.logits, 0, d.config.vocabSize) === target[p]) agree++;
+      layers += step.depth;
+    }
+  }
+  return { tokens: n, agreement: n ? agree / n : 1, mean_layers: n ? layers / n : d.config.nLayers };
+}
+
+/** Held-out sequences (whole texts) from the collected data. */
+export function heldOutSequences(data: DecoderCalibrationData, tokensOf: (text: number) => number[], holdIdx: Int32Array, maxTexts: number): { ids: number[]; target: Int32Array }[] {
+  const byText = new Map<number, number[]>();
+  for (const i of holdIdx) {
+    const t = data.textOf[i]!;
+    if (!byText.has(t) && byText.size >= maxTexts) continue;
+    byText.set(t, [...(byText.get(t) ?? []), i]);
+  }
+  return [...byText.entries()].map(([t, idx]) => ({ ids: tokensOf(t).slice(0, idx.length), target: Int32Array.from(idx, (i) => data.target[i]!) }));
+}
+
+export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: string[], data: DecoderCalibrationData, holdIdx: Int32Array, maxTexts: number, quiet: boolean): Promise<void> {
+  const d = (await loadModel({ name: 'holdout', source: dir })) as Decoder;
+  try {
+    const used = usedTexts(d, texts, data);
+    const seqs = heldOutSequences(data, (t) => used[t]!, holdIdx, maxTexts);
+    const bar = progressBar('calibrate: held-out check', ladder.levels.length, process.stderr, quiet);
+    for (const level of ladder.levels) {
+      if (level.mode === 'speculative') {
+        level.holdout = { tokens: 0, agreement: 1, mean_layers: d.config.nLayers };
+      } else {
+        level.holdout = await replayLevel(d, ladder, level.name, seqs);
+      }
+      bar.tick(`${level.name}: ${(level.holdout.agreement * 100).toFixed(2)} %`);
+    }
+    bar.done();
+  } finally {
+    await d.dispose();
+  }
+}
+
+/** The token ids of each text collectDecoderData used, in its numbering. */
+function usedTexts(d: Decoder, texts: string[], data: DecoderCalibrationData): number[][] {
+  const out: number[][] = [];
+  for (const t of texts) {
+    if (out.length >= data.texts) break;
+    const ids = d.encodePromptTruncated(t, d.config.maxSeqLen);
+    if (ids.length >= 2) out.push(ids);
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+/** `sedac calibrate <bundle> --data FILE [--levels name=target,...]`: fit exit heads and the ladder. */
+import { ensureBundle } from '../convert/cache.js';
+import { readManifest } from '../engine/bundle.js';
+import type { Decoder } from '../engine/decoder.js';
+import { loadModel } from '../engine/index.js';
+import { DEFAULT_TARGETS } from '../engine/ladder.js';
+import { SedacError } from '../errors.js';
+import { intOpt, numOpt, parse } from './args.js';
+
+const USAGE = `usage: sedac calibrate <bundle> --data FILE [--levels name=target,...] [--confidence C]
+                       [--max-tokens N] [--kv recompute|propagate] [--json]
+  --data      plain text (one text per line) or JSONL with a "text" field (and "label" for classifiers)
+  --levels    targets, e.g. high=0.99,balanced=0.97,eco=0.93,critical=0.85 (exact is always lossless)`;
+
+export function parseLevels(spec: string | undefined): Record<string, number> | undefined {
+  if (spec === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const part of spec.split(',').filter(Boolean)) {
+    const [name, value] = part.split('=');
+    const target = Number(value);
+    if (!name || !/^[a-z][a-z0-9_-]*$/.test(name) || !(target > 0 && target < 1)) {
+      throw new SedacError('E_USAGE', `--levels: '${part}' is not name=target with 0 < target < 1`);
+    }
+    out[name] = target;
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
+    USAGE,
+  );
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [source] = positionals;
+  if (!source || !values.data || positionals.length > 1) throw new SedacError('E_USAGE', USAGE);
+  if (values.kv !== undefined && values.kv !== 'recompute' && values.kv !== 'propagate') throw new SedacError('E_USAGE', `--kv must be recompute or propagate`);
+  const levels = parseLevels(values.levels);
+  const confidence = numOpt(values.confidence, 'confidence', 0.95, 0.5, 0.9999);
+  const quiet = values.quiet || values.json;
+  const dir = await ensureBundle(source, { quiet });
+  const m = readManifest(dir, true);
+  if (m.task === 'classify') {
+    const { calibrateClassifier } = await import('../calibrate/classifierCalibrate.js');
+    const report = await calibrateClassifier(dir, values.data, { levels, confidence, quiet });
+    console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const { calibrateDecoder } = await import('../calibrate/decoderCalibrate.js');
+  const d = (await loadModel({ name: source, source: dir })) as Decoder;
+  try {
+    const ladder = await calibrateDecoder(d, dir, values.data, {
+      levels: levels ? { exact: 1, ...levels } : DEFAULT_TARGETS,
+      confidence,
+      maxTokens: intOpt(values['max-tokens'], 'max-tokens', 40_000, 100),
+      kv: values.kv as 'recompute' | 'propagate' | undefined,
+      quiet,
+    });
+    if (values.json) console.log(JSON.stringify({ bundle: dir, ...ladder }));
+    else console.log(ladderTable(ladder, d.config.nLayers));
+  } finally {
+    await d.dispose();
+  }
+  return 0;
+}
+
+function ladderTable(ladder: import('../engine/ladder.js').DecoderLadder, L: number): string {
+  const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(2)} %`);
+  const rows = ladder.levels.map((l) =>
+    [l.name, l.target >= 1 ? 'identical' : pct(l.target), l.mode, l.plan ? l.plan.exits.join(',') : '—', pct(l.calibration?.agreement), pct(l.holdout?.agreement), (l.holdout?.mean_layers ?? L).toFixed(2), (l.predicted_speedup ?? 1).toFixed(2)].join(' | '),
+  );
+  return [
+    `costs: call ${ladder.costs.call_us} µs, layer ${ladder.costs.layer_us} µs, head ${ladder.costs.head_us} µs; K/V for skipped layers: ${ladder.kv}`,
+    `heads: ${ladder.heads.map((h) => `${h.exit}:${h.kind === 'affine_lens' ? 'affine' : 'logit'}`).join(' ')}`,
+    '',
+    '| level | target | mode | exit points | agreement (cal) | agreement (held-out) | mean layers (held-out) | predicted speedup |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r} |`),
+  ].join('\n');
+}

@@ -1,0 +1,130 @@
+/**
+ * Early-exit decoding. A level's plan splits the layers into segments [0,e1), [e1,e2), … with an
+ * exit head at the end of each but the last; after each segment the token either exits (its exit
+ * head's normalized entropy is at most the level's threshold there) or goes on.
+ *
+ * Skipped layers leave holes in the KV cache. They are filled lazily: the next token that reaches a
+ * segment takes the positions still missing there as extra rows of the same call ("pending rows"),
+ * so filling costs no extra session call. In `recompute` mode a pending row is the token's own state,
+ * carried on through every layer (its K/V become exactly the full model's); in `propagate` mode it is
+ * the state the token exited with, reused for every skipped layer (CALM).
+ */
+import { IO } from '../convert/llamaGraphs.js';
+import { SedacError } from '../errors.js';
+import type { Decoder, RunState } from './decoder.js';
+import type { ExitPlan, KvMode } from './ladder.js';
+import { type Feeds, f32, floats } from './ort.js';
+
+/** A position whose deeper layers are not computed yet. */
+interface PendingRow {
+  /** layers whose K/V exist for this position */
+  depth: number;
+  /** the state fed to layer `depth` (recompute) or the exited state (propagate); (dim) */
+  h: Float32Array;
+}
+
+/** Per-request state of early-exit decoding: the run state plus the lazy-fill bookkeeping. */
+export class ExitState {
+  /** positions in each layer's cache; filled[l] ≤ run.pos */
+  filled: number[]; // (layer)
+  /** positions filled[min]..pos-1 that some layer still lacks, in order */
+  pending: PendingRow[] = [];
+
+  constructor(
+    readonly run: RunState,
+    nLayers: number,
+  ) {
+    this.filled = Array.from({ length: nLayers }, () => run.pos);
+  }
+}
+
+export interface ExitStep {
+  /** logits of the exit head, or of the final head at full depth; (vocab) */
+  logits: Float32Array;
+  /** layers computed for this token */
+  depth: number;
+  /** the exit head's normalized entropy where the token exited (undefined at full depth) */
+  entropy: number | undefined;
+}
+
+/**
+ * One token through the plan: run segment after segment, and after each one decide whether the
+ * rest of the network is needed for this token.
+ */
+export async function exitStep(d: Decoder, st: ExitState, token: number, plan: ExitPlan, kv: KvMode): Promise<ExitStep> {
+  const { nLayers, dim } = d.config;
+  const run = st.run;
+  d.checkRoom(run, 1);
+  const bounds = [0, ...plan.exits, nLayers];
+  let h: Float32Array | undefined; // the current token's state (after the last segment run)
+  for (let s = 0; s < plan.segments.length; s++) {
+    const from = bounds[s]!;
+    const to = bounds[s + 1]!;
+    // rows still missing at this segment's layers (they all have depth == from), then this token
+    const rows = st.pending.filter((r) => r.depth === from);
+    const past = st.filled[from]!;
+    if (past + rows.length !== run.pos) throw new SedacError('E_INTERNAL', `exit cache out of step at layer ${from}: ${past} + ${rows.length} ≠ ${run.pos}`);
+    const feeds: Feeds = { ...d.stepFeeds(past, rows.length + 1) };
+    if (from === 0) feeds[IO.inputIds] = d.idsTensor([token]);
+    else {
+      const x = new Float32Array((rows.length + 1) * dim);
+      rows.forEach((r, i) => x.set(r.h, i * dim));
+      x.set(h!, rows.length * dim);
+      feeds[IO.hidden] = f32(x, [1, rows.length + 1, dim]);
+    }
+    for (let l = from; l < to; l++) {
+      feeds[IO.pastKey(l)] = run.keys[l]!;
+      feeds[IO.pastValue(l)] = run.values[l]!;
+    }
+
+    // layers [from, to) for the pending rows and this token
+    const out = await (await d.graph(plan.segments[s]!)).run(feeds);
+    for (let l = from; l < to; l++) {
+      run.keys[l] = out[IO.presentKey(l)]!;
+      run.values[l] = out[IO.presentValue(l)]!;
+      st.filled[l] = past + rows.length + 1;
+    }
+    if (to === nLayers) {
+      // full depth: the final head's logits for this token; every pending row is now complete
+      st.pending = st.pending.filter((r) => r.depth !== from);
+      run.pos++;
+      return { logits: floats(out[IO.logits], 'logits'), depth: nLayers, entropy: undefined };
+    }
+    const hidden = floats(out[IO.hiddenOut], 'hidden_out');
+    rows.forEach((r, i) => {
+      if (kv === 'recompute') r.h = hidden.slice(i * dim, (i + 1) * dim);
+      r.depth = to;
+    });
+    h = hidden.slice(rows.length * dim);
+
+    // exit decision: the exit head's normalized entropy against this level's threshold at `to`
+    const entropy = floats(out[IO.exitEntropy], 'exit_entropy')[0]!;
+    if (entropy <= plan.thresholds[s]!) {
+      st.pending.push({ depth: to, h });
+      run.pos++;
+      return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, entropy };
+    }
+  }
+  throw new SedacError('E_INTERNAL', 'exit plan does not end at full depth');
+}
+
+/** An ExitState continuing from a full-depth run state (e.g. after the fused prefill). */
+export function exitStateFrom(d: Decoder, run: RunState): ExitState {
+  return new ExitState(run, d.config.nLayers);
+}
+
+/** Keep only the first n positions of every layer's cache (speculative decoding's rollback). */
+export function truncateRun(run: RunState, n: number, kvHeads: number, headDim: number): void {
+  for (const arr of [run.keys, run.values]) {
+    for (let l = 0; l < arr.length; l++) {
+      const t = arr[l]!;
+      const len = t.dims[2]!;
+      if (len === n) continue;
+      const src = t.data as Float32Array;
+      const dst = new Float32Array(kvHeads * n * headDim);
+      for (let k = 0; k < kvHeads; k++) dst.set(src.subarray(k * len * headDim, (k * len + n) * headDim), k * n * headDim);
+      arr[l] = f32(dst, [1, kvHeads, n, headDim]);
+    }
+  }
+  run.pos = n;
+}

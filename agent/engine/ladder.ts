@@ -1,0 +1,89 @@
+/**
+ * The calibrated ladder of operating levels a decoder bundle carries in `manifest.extras.ladder`
+ * (written by `sedac calibrate`, read by the engine). Exit points are counted in layers computed:
+ * an exit at e means layers 0..e-1 ran and the exit head read the state after layer e-1.
+ */
+
+/** How an exited token's skipped layers get their K/V when a later token needs them. */
+export type KvMode =
+  /** run the skipped layers on the token's own state later, batched with the next deep token: exact K/V */
+  | 'recompute'
+  /** CALM: the skipped layers' K/V come from the exited hidden state itself */
+  | 'propagate';
+
+export interface ExitPlan {
+  /** exit points e (1 ≤ e < nLayers), ascending */
+  exits: number[];
+  /** normalized-entropy threshold per exit point: exit when exit_entropy ≤ threshold */
+  thresholds: number[];
+  /** graph roles to run in order: segments [0, e1), [e1, e2), …, [ek, nLayers) */
+  segments: string[];
+}
+
+export interface LevelStats {
+  tokens: number;
+  agreement: number;
+  mean_layers: number;
+  /** Clopper–Pearson upper bound on the disagreement rate at the ladder's confidence */
+  upper_disagreement?: number;
+}
+
+export interface LadderLevel {
+  name: string;
+  /** required agreement with the full model; 1 for `exact` */
+  target: number;
+  /**
+   * `full`: the fused full-depth graph (exits do not pay at this target);
+   * `exits`: early exit with `plan`; `speculative`: drafts with `plan`, verified by the full model
+   */
+  mode: 'full' | 'exits' | 'speculative';
+  plan?: ExitPlan;
+  /** speculative: most tokens drafted before one verification */
+  max_draft?: number;
+  /** teacher-forced, on the calibration split (table simulation) */
+  calibration?: LevelStats;
+  /** teacher-forced through the real exit engine, on the held-out split */
+  holdout?: LevelStats;
+  /** predicted speedup over the fused full-depth graph from the measured cost model */
+  predicted_speedup?: number;
+}
+
+export interface ExitHeadChoice {
+  /** exit point e */
+  exit: number;
+  kind: 'logit_lens' | 'affine_lens';
+  /** top-1 agreement with the full model on the fitting split, for each kind */
+  agreement: { logit_lens: number; affine_lens: number };
+}
+
+export interface CostModel {
+  /** one session.run on the decode path, µs (dispatch, feeds, KV in/out) */
+  call_us: number;
+  /** one layer inside a fused graph, µs */
+  layer_us: number;
+  /** the final LM head (norm + matmul) or an exit head incl. entropy, µs */
+  head_us: number;
+}
+
+export interface DecoderLadder {
+  version: 1;
+  kv: KvMode;
+  confidence: number;
+  heads: ExitHeadChoice[];
+  costs: CostModel;
+  levels: LadderLevel[];
+  data: { file: string; sha256: string; tokens: number; texts: number };
+  created_at: string;
+}
+
+export const DEFAULT_TARGETS: Record<string, number> = { exact: 1, high: 0.99, balanced: 0.97, eco: 0.93, critical: 0.85 };
+
+export function segmentRole(from: number, to: number, nLayers: number): string {
+  return to === nLayers ? `seg.${from}-${to}.final` : `seg.${from}-${to}.exit`;
+}
+
+/** Graph roles for a set of exit points. */
+export function segmentsFor(exits: number[], nLayers: number): string[] {
+  const bounds = [0, ...exits, nLayers];
+  return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers));
+}
