@@ -20,7 +20,7 @@ import { collectDecoderData, type DecoderCalibrationData } from './decoderData.j
 import { measureCosts } from './costs.js';
 import { checkHoldout } from './holdout.js';
 import { fitAffineLens } from './lens.js';
-import { type TokenTable, choosePlan, fitThresholdFamily, fusedCost } from './exitTable.js';
+import { type TokenTable, choosePlan, fitThresholdFamily, fusedCost, predictedCost } from './exitTable.js';
 
 export interface DecoderCalibrateOptions {
   /** level name → target agreement; default DEFAULT_TARGETS */
@@ -32,6 +32,12 @@ export interface DecoderCalibrateOptions {
   /** held-out texts replayed through the engine; default 300 */
   holdoutTexts?: number;
   kv?: 'recompute' | 'propagate';
+  /**
+   * what exit points are chosen for: `speed` (default) minimizes the measured cost per token, so a
+   * level whose exits would not pay runs the fused full-depth graph; `layers` minimizes mean layers
+   * (for devices where arithmetic, not dispatch, dominates)
+   */
+  objective?: 'speed' | 'layers';
   quiet?: boolean;
 }
 
@@ -85,6 +91,31 @@ async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: Affin
   }
 }
 
+/**
+ * Write the segment graphs named by `roles` (seg.<from>-<to>.exit|final) that the bundle lacks; an
+ * exit head uses the lens given for its exit point, else the plain logit lens. Updates `m.graphs`.
+ */
+export function addSegmentGraphs(dir: string, m: Manifest, src: LlamaSource, roles: string[], lenses: Map<number, AffineLens> = new Map()): void {
+  const L = src.config.nLayers;
+  for (const role of new Set(roles)) {
+    if (m.graphs[role]) continue;
+    const match = /^seg\.(\d+)-(\d+)\.(exit|final)$/.exec(role);
+    const from = Number(match?.[1]);
+    const to = Number(match?.[2]);
+    if (!match || segmentRole(from, to, L) !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
+    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}` }, role);
+    m.graphs[role] = { ...writeBundleFile(dir, `${role}.onnx`, g.toBytes()), ...g.signature() };
+  }
+}
+
+/** Add segment graphs for the given exit points to a bundle on disk (tests, benches). */
+export async function addSegmentsToBundle(dir: string, exitSets: number[][]): Promise<void> {
+  const m = readManifest(dir, true);
+  const src = await bundleSource(m);
+  addSegmentGraphs(dir, m, src, exitSets.flatMap((e) => segmentsFor(e, src.config.nLayers)));
+  writeManifest(dir, m);
+}
+
 export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string, opts: DecoderCalibrateOptions = {}): Promise<DecoderLadder> {
   const m = readManifest(dir, true);
   const src = await bundleSource(m);
@@ -130,13 +161,15 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   const costs = await measureCosts(d, src);
   const family = fitThresholdFamily(fit, L, Math.max(20, Math.ceil(0.002 * fit.full.length)));
   const levels: LadderLevel[] = [];
+  const objective = opts.objective === 'layers' ? { call_us: 0, layer_us: 1, head_us: 0 } : costs;
   for (const [name, target] of Object.entries(targets)) {
     if (target >= 1) continue; // the exact level is built below from the others
-    const plan = choosePlan(family, cal, L, target, confidence, costs);
-    const speedup = fusedCost(costs, L) / plan.predictedUs;
+    const plan = choosePlan(family, cal, L, target, confidence, objective);
+    const gain = fusedCost(objective, L) / plan.predictedUs;
+    const speedup = fusedCost(costs, L) / predictedCost(costs, plan.exits, plan.fit.calibration, L);
     const sim = plan.fit.calibration;
     const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
-    if (plan.exits.length === 0 || speedup <= 1) levels.push({ ...base, mode: 'full', predicted_speedup: 1 });
+    if (plan.exits.length === 0 || gain <= 1) levels.push({ ...base, mode: 'full', predicted_speedup: 1 });
     else levels.push({ ...base, mode: 'exits', plan: { exits: plan.exits, thresholds: plan.exits.map((e) => plan.fit.thresholds[e - 1]!), segments: segmentsFor(plan.exits, L) }, predicted_speedup: speedup });
   }
   if ('exact' in targets) {
@@ -148,17 +181,11 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   levels.sort((a, b) => b.target - a.target);
 
   // 4. the segment graphs the plans need, written into the bundle
-  const roles = new Set(levels.flatMap((l) => l.plan?.segments ?? []));
-  for (const role of roles) {
-    if (m.graphs[role]) continue;
-    const [from, to] = role.slice(4).split('.')[0]!.split('-').map(Number) as [number, number];
-    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}` }, role);
-    if (segmentRole(from, to, L) !== role) throw new SedacError('E_INTERNAL', `segment role ${role}`);
-    m.graphs[role] = { ...writeBundleFile(dir, `${role}.onnx`, g.toBytes()), ...g.signature() };
-  }
+  addSegmentGraphs(dir, m, src, levels.flatMap((l) => l.plan?.segments ?? []), lenses);
   const ladder: DecoderLadder = {
     version: 1,
     kv: opts.kv ?? 'recompute',
+    objective: opts.objective ?? 'speed',
     confidence,
     heads,
     costs,

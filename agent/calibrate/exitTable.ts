@@ -55,32 +55,39 @@ export function simulateTable(t: TokenTable, thresholds: number[], nLayers: numb
 /** ε grid, finer near 0 where high targets live. */
 export const EPS_GRID: number[] = [0, ...Array.from({ length: 40 }, (_, j) => 0.0005 * (j + 1)), ...Array.from({ length: 46 }, (_, j) => 0.02 + 0.01 * (j + 1))];
 
-/** τ(ε) for every ε of the grid, per exit point, each point fitted on its own. */
+/**
+ * τ(ε) for every ε of the grid. Going through the exit points in order, τ_e(ε) is fitted on the
+ * tokens still running there (the ones no earlier point took), so each point's own exits disagree
+ * at most a fraction ε of the time, as they would in the cascade.
+ */
 export function fitThresholdFamily(t: TokenTable, nLayers: number, minExits: number): number[][] {
   const n = t.full.length;
-  const perPoint: { entropy: number[]; rate: number[] }[] = [];
-  for (let e = 1; e < nLayers; e++) {
-    const ent = t.entropy[e - 1]!;
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => ent[a]! - ent[b]!);
-    const entropy: number[] = [];
-    const rate: number[] = [];
-    let dis = 0;
-    order.forEach((i, j) => {
-      if (t.pred[e - 1]![i] !== t.full[i]) dis++;
-      const next = order[j + 1];
-      if (next !== undefined && ent[next] === ent[i]) return; // cut only between distinct values
-      entropy.push(ent[i]!);
-      rate.push(j + 1 >= minExits ? dis / (j + 1) : Infinity);
-    });
-    perPoint.push({ entropy, rate });
-  }
-  return EPS_GRID.map((eps) =>
-    perPoint.map(({ entropy, rate }) => {
+  const wrong = t.pred.map((p) => Uint8Array.from(p, (v, i) => (v !== t.full[i] ? 1 : 0)));
+  const orders = t.entropy.map((ent) => Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => ent[a]! - ent[b]!));
+  return EPS_GRID.map((eps) => {
+    const running = new Uint8Array(n).fill(1);
+    const thresholds: number[] = [];
+    for (let e = 1; e < nLayers; e++) {
+      const ent = t.entropy[e - 1]!;
+      const bad = wrong[e - 1]!;
+      let seen = 0;
+      let dis = 0;
       let best = -1;
-      for (let j = 0; j < entropy.length; j++) if (rate[j]! <= eps) best = entropy[j]!;
-      return best;
-    }),
-  );
+      const order = orders[e - 1]!;
+      for (let j = 0; j < n; j++) {
+        const i = order[j]!;
+        if (!running[i]) continue;
+        seen++;
+        dis += bad[i]!;
+        const next = order[j + 1];
+        if (next !== undefined && ent[next] === ent[i]) continue; // cut only between distinct values
+        if (seen >= minExits && dis <= eps * seen) best = ent[i]!;
+      }
+      thresholds.push(best);
+      if (best >= 0) for (let i = 0; i < n; i++) if (running[i] && ent[i]! <= best) running[i] = 0;
+    }
+    return thresholds;
+  });
 }
 
 export interface LevelFit {

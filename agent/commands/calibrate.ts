@@ -8,9 +8,11 @@ import { SedacError } from '../errors.js';
 import { intOpt, numOpt, parse } from './args.js';
 
 const USAGE = `usage: sedac calibrate <bundle> --data FILE [--levels name=target,...] [--confidence C]
-                       [--max-tokens N] [--kv recompute|propagate] [--json]
+                       [--max-tokens N] [--kv recompute|propagate] [--objective speed|layers] [--json]
   --data      plain text (one text per line) or JSONL with a "text" field (and "label" for classifiers)
-  --levels    targets, e.g. high=0.99,balanced=0.97,eco=0.93,critical=0.85 (exact is always lossless)`;
+  --levels    targets, e.g. high=0.99,balanced=0.97,eco=0.93,critical=0.85 (exact is always lossless)
+  --objective speed (default): exit points chosen for measured speed, levels whose exits would not pay
+              run at full depth; layers: fewest layers (for devices where arithmetic dominates)`;
 
 export function parseLevels(spec: string | undefined): Record<string, number> | undefined {
   if (spec === undefined) return undefined;
@@ -29,7 +31,7 @@ export function parseLevels(spec: string | undefined): Record<string, number> | 
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
+    { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
     USAGE,
   );
   if (values.help) {
@@ -39,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   const [source] = positionals;
   if (!source || !values.data || positionals.length > 1) throw new SedacError('E_USAGE', USAGE);
   if (values.kv !== undefined && values.kv !== 'recompute' && values.kv !== 'propagate') throw new SedacError('E_USAGE', `--kv must be recompute or propagate`);
+  if (values.objective !== undefined && values.objective !== 'speed' && values.objective !== 'layers') throw new SedacError('E_USAGE', `--objective must be speed or layers`);
   const levels = parseLevels(values.levels);
   const confidence = numOpt(values.confidence, 'confidence', 0.95, 0.5, 0.9999);
   const quiet = values.quiet || values.json;
@@ -58,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       confidence,
       maxTokens: intOpt(values['max-tokens'], 'max-tokens', 40_000, 100),
       kv: values.kv as 'recompute' | 'propagate' | undefined,
+      objective: values.objective as 'speed' | 'layers' | undefined,
       quiet,
     });
     if (values.json) console.log(JSON.stringify({ bundle: dir, ...ladder }));

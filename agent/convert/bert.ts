@@ -14,6 +14,7 @@ import { SedacError } from '../errors.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION, SEDAC_VERSION, type GraphEntry, type Manifest, replaceDir, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import { buildEmbedGraph, buildFullGraph, buildHeadGraph, buildLayerGraph, type BertSource, type BertConfig, type BertLayer, type HeadActivation } from './bertGraphs.js';
 import type { GraphBuilder } from './onnx.js';
+import { bertTokenizerJson } from '../engine/tokenizer/index.js';
 import { progressBar } from './progress.js';
 import { combineSha256 } from './readerCommon.js';
 import { parseSafetensors } from './safetensors.js';
@@ -261,49 +262,18 @@ export function isBertDir(dir: string): boolean {
   }
 }
 
-const SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
-
 /**
- * The bundle's tokenizer.json: the HF file verbatim when present, else the same WordPiece
- * description built from vocab.txt and tokenizer_config.json (BertTokenizer semantics).
+ * The bundle's tokenizer.json: the HF file verbatim when present, else the equivalent WordPiece
+ * description of vocab.txt + tokenizer_config.json (BertTokenizer semantics).
  */
 function tokenizerJson(root: string): string {
   const tj = join(root, 'tokenizer.json');
   if (existsSync(tj)) return readFileSync(tj, 'utf8');
   const vp = join(root, 'vocab.txt');
   if (!existsSync(vp)) throw new SedacError('E_MODEL_TOKENIZER', `${root}: neither tokenizer.json nor vocab.txt`);
-  const tc = existsSync(join(root, 'tokenizer_config.json')) ? (JSON.parse(readFileSync(join(root, 'tokenizer_config.json'), 'utf8')) as Json) : {};
-  const lines = readFileSync(vp, 'utf8').split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  const vocab: Record<string, number> = {};
-  lines.forEach((w, i) => {
-    const t = w.replace(/\r$/, '');
-    if (!(t in vocab)) vocab[t] = i;
-  });
-  const idOf = (tok: string): number => {
-    const id = vocab[tok];
-    if (id === undefined) throw new SedacError('E_MODEL_TOKENIZER', `${vp}: special token ${tok} missing`);
-    return id;
-  };
-  const special = (name: string, def: string): string => (typeof tc[name] === 'string' ? (tc[name] as string) : def);
-  const [cls, sep, unk] = [special('cls_token', '[CLS]'), special('sep_token', '[SEP]'), special('unk_token', '[UNK]')];
-  const lower = tc.do_lower_case !== false;
-  return JSON.stringify({
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: SPECIALS.filter((t) => t in vocab).map((t) => ({ id: vocab[t], content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: tc.tokenize_chinese_chars !== false, strip_accents: typeof tc.strip_accents === 'boolean' ? tc.strip_accents : null, lowercase: lower },
-    pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: cls, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: sep, type_id: 0 } }],
-      pair: [{ SpecialToken: { id: cls, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: sep, type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: sep, type_id: 1 } }],
-      special_tokens: { [cls]: { id: cls, ids: [idOf(cls)], tokens: [cls] }, [sep]: { id: sep, ids: [idOf(sep)], tokens: [sep] } },
-    },
-    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  });
+  const cp = join(root, 'tokenizer_config.json');
+  const tc = existsSync(cp) ? (JSON.parse(readFileSync(cp, 'utf8')) as Json) : {};
+  return JSON.stringify(bertTokenizerJson(readFileSync(vp, 'utf8'), tc).json);
 }
 
 /** The longest input the model takes: tokenizer_config's model_max_length capped by the positions. */

@@ -68,6 +68,8 @@ export interface CostModel {
 export interface DecoderLadder {
   version: 1;
   kv: KvMode;
+  /** what the exit points were chosen for: measured speed, or fewest layers */
+  objective: 'speed' | 'layers';
   confidence: number;
   heads: ExitHeadChoice[];
   costs: CostModel;
