@@ -11,6 +11,7 @@ type Suite = () => Promise<{ rows: Record<string, unknown>[]; table: string; ext
 
 const SUITES: Record<string, () => Promise<Suite>> = {
   generate: async () => (await import('./generate.js')).benchGenerate,
+  classify: async () => (await import('./classify.js')).benchClassify,
 };
 
 async function main(): Promise<void> {

@@ -52,8 +52,10 @@ export async function loadSource(path: string, opts: LoadSourceOptions = {}): Pr
 /** The files a source is made of (what its sha256 covers). */
 export async function sourceFiles(path: string, opts: LoadSourceOptions = {}): Promise<string[]> {
   switch (await detectFormat(path)) {
-    case 'hf':
-      return hfSourceFiles(path);
+    case 'hf': {
+      const { isBertDir, bertSourceFiles } = await import('./bert.js');
+      return isBertDir(path) ? bertSourceFiles(path) : hfSourceFiles(path);
+    }
     case 'gguf':
       return [path];
     case 'llama2c':

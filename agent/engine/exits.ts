@@ -51,7 +51,13 @@ export interface ExitStep {
  * One token through the plan: run segment after segment, and after each one decide whether the
  * rest of the network is needed for this token.
  */
-export async function exitStep(d: Decoder, st: ExitState, token: number, plan: ExitPlan, kv: KvMode): Promise<ExitStep> {
+/**
+ * Replaces the threshold test (benches: oracle exits, replayed exit depths). Called at each exit
+ * point with the layers computed so far, the exit head's normalized entropy and logits.
+ */
+export type ExitDecision = (layers: number, entropy: number, logits: () => Float32Array) => boolean;
+
+export async function exitStep(d: Decoder, st: ExitState, token: number, plan: ExitPlan, kv: KvMode, decide?: ExitDecision): Promise<ExitStep> {
   const { nLayers, dim } = d.config;
   const run = st.run;
   d.checkRoom(run, 1);
@@ -99,7 +105,7 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
 
     // exit decision: the exit head's normalized entropy against this level's threshold at `to`
     const entropy = floats(out[IO.exitEntropy], 'exit_entropy')[0]!;
-    if (entropy <= plan.thresholds[s]!) {
+    if (decide ? decide(to, entropy, () => floats(out[IO.exitLogits], 'exit_logits')) : entropy <= plan.thresholds[s]!) {
       st.pending.push({ depth: to, h });
       run.pos++;
       return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, entropy };
