@@ -26,10 +26,10 @@ export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 7, rep
   const tok = d.tokenizer.bos ?? 1;
   const run = d.newState();
   await d.forward(Array.from({ length: Math.min(16, maxSeqLen - 2) }, () => tok), run);
-  const clone = (): RunState => ({ pos: run.pos, keys: [...run.keys], values: [...run.values] });
+  const clone = (): RunState => d.newState(run);
   const layer0 = (await d.ensureLayered()).layers[0]!;
   const seg = await Session.load(segmentGraph(src, 0, 1, { kind: 'exit', name: 'probe' }).toBytes(), 'cost probe');
-  const past: Feeds = { [IO.pastKey(0)]: run.keys[0]!, [IO.pastValue(0)]: run.values[0]! };
+  const past: Feeds = run.kv.feeds(0, 1, {});
   const hidden = f32(new Float32Array(dim).fill(0.1), [1, 1, dim]);
   const full: number[] = [];
   const one: number[] = [];

@@ -33,6 +33,12 @@ export const IO = {
   exitEntropy: 'exit_entropy',
   seqlensK: 'seqlens_k',
   totalLen: 'total_len',
+  /** int64 [1]: first position written by this call (= cached positions) */
+  kvStart: 'kv_start',
+  /** int64 [1]: one past the last position written (= total_len) */
+  kvEnd: 'kv_end',
+  /** (2·layers, kv_heads, seq, kv_head_dim): this call's new K and V rows, k0 v0 k1 v1 … */
+  newKv: 'new_kv',
   pastKey: (l: number) => `past_key.${l}`,
   pastValue: (l: number) => `past_value.${l}`,
   presentKey: (l: number) => `present_key.${l}`,
@@ -125,6 +131,19 @@ function kvShape(c: LlamaConfig, seq: string): (number | string)[] {
 function stepInputs(g: GraphBuilder): void {
   g.input(IO.seqlensK, DType.INT32, [1]);
   g.input(IO.totalLen, DType.INT32, []);
+  g.input(IO.kvStart, DType.INT64, [1]);
+  g.input(IO.kvEnd, DType.INT64, [1]);
+}
+
+/**
+ * The KV cache lives in the engine's buffers, (1, kv_heads, capacity, kv_head_dim) per layer, fed
+ * in without a copy; GroupQueryAttention reads the first seqlens_k+1-seq positions of it. A graph
+ * returns only the rows it wrote, all layers packed in one tensor: copying whole caches out of
+ * onnxruntime on every call cost more than the layers themselves at these sizes.
+ */
+function kvOutputs(g: GraphBuilder, c: LlamaConfig, rows: string[]): void {
+  g.node('Concat', rows, [IO.newKv], { axis: 0 });
+  g.output(IO.newKv, DType.FLOAT, [rows.length, c.nKvHeads, 'seq', paddedHeadDim(c)]);
 }
 
 /**
@@ -145,13 +164,14 @@ function sumResidual(g: GraphBuilder, r: Residual): string {
   return typeof r === 'string' ? r : g.op('Add', [r.base, r.delta]);
 }
 
-/** Emit one decoder layer; returns the residual stream after it (with the FFN sum pending). */
-function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTensors, hIn: Residual, rope: [string, string]): Residual {
+/**
+ * Emit one decoder layer; returns the residual stream after it (with the FFN sum pending) and
+ * appends the names of its new K and V rows to `kvRows`.
+ */
+function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTensors, hIn: Residual, rope: [string, string], kvRows: string[]): Residual {
   const p = `layer${l}`;
-  g.input(IO.pastKey(l), DType.FLOAT, kvShape(c, 'past'));
-  g.input(IO.pastValue(l), DType.FLOAT, kvShape(c, 'past'));
-  g.output(IO.presentKey(l), DType.FLOAT, kvShape(c, 'total'));
-  g.output(IO.presentValue(l), DType.FLOAT, kvShape(c, 'total'));
+  g.input(IO.pastKey(l), DType.FLOAT, kvShape(c, 'capacity'));
+  g.input(IO.pastValue(l), DType.FLOAT, kvShape(c, 'capacity'));
 
   // attention block: pre-norm, packed QKV projection, GQA with rotary, output projection
   const [x, h] = normResidual(g, hIn, g.f32(`${p}.attn_norm`, [c.dim], vectorF32(w.attnNorm)), c.normEps);
@@ -164,6 +184,7 @@ function addLayer(g: GraphBuilder, c: LlamaConfig, l: number, w: LlamaLayerTenso
     { num_heads: c.nHeads, kv_num_heads: c.nKvHeads, do_rotary: 1, rotary_interleaved: c.ropeLayout === 'adjacent' ? 1 : 0, scale: { float: 1 / Math.sqrt(c.headDim) } },
     'com.microsoft',
   );
+  for (const present of [IO.presentKey(l), IO.presentValue(l)]) kvRows.push(g.op('Slice', [present, IO.kvStart, IO.kvEnd, g.i64('axis.seq', [2])]));
   const o = outputProjection(g, c, attnPadded!, w.wo, `${p}.wo`);
 
   // residual add fused with the FFN pre-norm: x2 = norm(h + o), h2 = h + o
@@ -303,8 +324,10 @@ export function segmentGraph(src: LlamaSource, from: number, to: number, end: Gr
   }
   stepInputs(g);
   const rope = ropeCaches(g, c);
-  for (let l = from; l < to; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope);
+  const kvRows: string[] = [];
+  for (let l = from; l < to; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope, kvRows);
   addEnd(g, src, h, end);
+  kvOutputs(g, c, kvRows);
   return g;
 }
 
@@ -312,7 +335,9 @@ export function layerGraph(src: LlamaSource, l: number): GraphBuilder {
   const g = new GraphBuilder(`layer${l}`);
   g.input(IO.hidden, DType.FLOAT, [1, 'seq', src.config.dim]);
   stepInputs(g);
-  addEnd(g, src, addLayer(g, src.config, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, src.config)), { kind: 'none' });
+  const kvRows: string[] = [];
+  addEnd(g, src, addLayer(g, src.config, l, src.tensors.layers[l]!, IO.hidden, ropeCaches(g, src.config), kvRows), { kind: 'none' });
+  kvOutputs(g, src.config, kvRows);
   return g;
 }
 

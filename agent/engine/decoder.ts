@@ -8,7 +8,10 @@ import { SedacError } from '../errors.js';
 import { IO } from '../convert/llamaGraphs.js';
 import type { Manifest } from './bundle.js';
 import type { DecoderLadder } from './ladder.js';
-import { type Feeds, type OrtTensor, Session, f32, floats, i32, i64 } from './ort.js';
+import { type Feeds, type OrtTensor, Session, floats, i32, i64 } from './ort.js';
+import { RunState } from './runState.js';
+
+export { RunState } from './runState.js';
 import { makeSampler } from './sampling.js';
 import { generateIds, resolveLevel } from './generation.js';
 import type { GenerateOptions, GenerateResult, LoadedModel, Tokenizer } from './types.js';
@@ -30,20 +33,6 @@ interface LayeredGraphs {
   embed: Session;
   layers: Session[]; // (layer)
   head: Session;
-}
-
-/** Per-request state: how many positions are cached, and the cache itself. */
-export class RunState {
-  /** tokens already in the KV cache */
-  pos = 0;
-  keys: OrtTensor[]; // (layer) → (1, kv_heads, pos, kv_head_dim)
-  values: OrtTensor[]; // (layer) → (1, kv_heads, pos, kv_head_dim)
-
-  constructor(c: DecoderConfig) {
-    const empty = () => f32(new Float32Array(0), [1, c.nKvHeads, 0, c.kvHeadDim]);
-    this.keys = Array.from({ length: c.nLayers }, empty);
-    this.values = Array.from({ length: c.nLayers }, empty);
-  }
 }
 
 /** Time spent per step of a layered forward, for the bench's cost breakdown (ms). */
@@ -109,14 +98,19 @@ export class Decoder implements LoadedModel {
     return { embed: await this.graph('embed'), layers, head: await this.graph('head') };
   }
 
-  newState(): RunState {
-    return new RunState(this.config);
+  newState(share?: RunState): RunState {
+    return new RunState(this.config, share);
   }
 
   /** GQA's per-step inputs: total length after this step, and seqlens_k = total - 1. */
   stepFeeds(past: number, n: number): Feeds {
     const total = past + n;
-    return { [IO.seqlensK]: i32(Int32Array.of(total - 1), [1]), [IO.totalLen]: i32(Int32Array.of(total), []) };
+    return {
+      [IO.seqlensK]: i32(Int32Array.of(total - 1), [1]),
+      [IO.totalLen]: i32(Int32Array.of(total), []),
+      [IO.kvStart]: i64(BigInt64Array.of(BigInt(past)), [1]),
+      [IO.kvEnd]: i64(BigInt64Array.of(BigInt(total)), [1]),
+    };
   }
 
   idsTensor(tokens: number[]): OrtTensor {
@@ -128,18 +122,13 @@ export class Decoder implements LoadedModel {
    * Returns logits (tokens.length, vocab) and advances the state.
    */
   async forward(tokens: number[], s: RunState): Promise<Float32Array> {
-    this.checkRoom(s, tokens.length);
-    const feeds: Feeds = { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s.pos, tokens.length) };
-    for (let l = 0; l < this.config.nLayers; l++) {
-      feeds[IO.pastKey(l)] = s.keys[l]!;
-      feeds[IO.pastValue(l)] = s.values[l]!;
-    }
-    const out = await this.full!.run(feeds);
-    for (let l = 0; l < this.config.nLayers; l++) {
-      s.keys[l] = out[IO.presentKey(l)]!;
-      s.values[l] = out[IO.presentValue(l)]!;
-    }
-    s.pos += tokens.length;
+    const n = tokens.length;
+    this.checkRoom(s, n);
+    const L = this.config.nLayers;
+    s.kv.ensure(s.pos + n, s.pos);
+    const out = await this.full!.run(s.kv.feeds(0, L, { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s.pos, n) }));
+    s.kv.store(out, 0, L, s.pos, n);
+    s.pos += n;
     return floats(out[IO.logits], 'logits');
   }
 
@@ -148,9 +137,11 @@ export class Decoder implements LoadedModel {
    * wall time of each step (embed, layer.N, head) for the bench's cost breakdown.
    */
   async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer, onHidden?: (layer: number, h: Float32Array) => void): Promise<Float32Array> {
-    this.checkRoom(s, tokens.length);
+    const n = tokens.length;
+    this.checkRoom(s, n);
     const g = await this.ensureLayered();
-    const step = this.stepFeeds(s.pos, tokens.length);
+    s.kv.ensure(s.pos + n, s.pos);
+    const step = this.stepFeeds(s.pos, n);
     let t = performance.now();
     const lap = (role: string) => {
       if (!timer) return;
@@ -164,17 +155,16 @@ export class Decoder implements LoadedModel {
     lap('embed');
     for (let l = 0; l < this.config.nLayers; l++) {
       // layer l: attention over the cache + this step, then the FFN; the cache grows by n
-      const out = await g.layers[l]!.run({ [IO.hidden]: h, ...step, [IO.pastKey(l)]: s.keys[l]!, [IO.pastValue(l)]: s.values[l]! });
+      const out = await g.layers[l]!.run(s.kv.feeds(l, l + 1, { [IO.hidden]: h, ...step }));
       h = out[IO.hiddenOut]!;
-      s.keys[l] = out[IO.presentKey(l)]!;
-      s.values[l] = out[IO.presentValue(l)]!;
+      s.kv.store(out, l, l + 1, s.pos, n);
       lap(`layer.${l}`);
       onHidden?.(l, floats(h, `hidden after layer ${l}`));
     }
     // final norm + LM head: (1, n, vocab)
     const logits = floats((await g.head.run({ [IO.hidden]: h }))[IO.logits], 'logits');
     lap('head');
-    s.pos += tokens.length;
+    s.pos += n;
     return logits;
   }
 

@@ -78,18 +78,13 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
       x.set(h!, rows.length * dim);
       feeds[IO.hidden] = f32(x, [1, rows.length + 1, dim]);
     }
-    for (let l = from; l < to; l++) {
-      feeds[IO.pastKey(l)] = run.keys[l]!;
-      feeds[IO.pastValue(l)] = run.values[l]!;
-    }
+    run.kv.ensure(past + rows.length + 1, run.pos);
+    run.kv.feeds(from, to, feeds);
 
     // layers [from, to) for the pending rows and this token
     const out = await (await d.graph(plan.segments[s]!)).run(feeds);
-    for (let l = from; l < to; l++) {
-      run.keys[l] = out[IO.presentKey(l)]!;
-      run.values[l] = out[IO.presentValue(l)]!;
-      st.filled[l] = past + rows.length + 1;
-    }
+    run.kv.store(out, from, to, past, rows.length + 1);
+    for (let l = from; l < to; l++) st.filled[l] = past + rows.length + 1;
     if (to === nLayers) {
       // full depth: the final head's logits for this token; every pending row is now complete
       st.pending = st.pending.filter((r) => r.depth !== from);
@@ -119,18 +114,7 @@ export function exitStateFrom(d: Decoder, run: RunState): ExitState {
   return new ExitState(run, d.config.nLayers);
 }
 
-/** Keep only the first n positions of every layer's cache (speculative decoding's rollback). */
-export function truncateRun(run: RunState, n: number, kvHeads: number, headDim: number): void {
-  for (const arr of [run.keys, run.values]) {
-    for (let l = 0; l < arr.length; l++) {
-      const t = arr[l]!;
-      const len = t.dims[2]!;
-      if (len === n) continue;
-      const src = t.data as Float32Array;
-      const dst = new Float32Array(kvHeads * n * headDim);
-      for (let k = 0; k < kvHeads; k++) dst.set(src.subarray(k * len * headDim, (k * len + n) * headDim), k * n * headDim);
-      arr[l] = f32(dst, [1, kvHeads, n, headDim]);
-    }
-  }
+/** Keep only the first n positions (speculative decoding's rollback: later rows are simply reused). */
+export function truncateRun(run: RunState, n: number): void {
   run.pos = n;
 }

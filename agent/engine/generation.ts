@@ -55,13 +55,14 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
  * and emits `next` plus the accepted drafts.
  */
 function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode): TokenStream {
-  const { nLayers, vocabSize: V, nKvHeads, kvHeadDim, maxSeqLen } = d.config;
+  const { nLayers, vocabSize: V, maxSeqLen } = d.config;
   const eos = d.tokenizer.eos;
   const maxDraft = level.max_draft ?? 4;
   let next = argmax(first, 0, V);
   return async () => {
-    // draft on a scratch copy of the verified state (tensors are immutable: copying references is enough)
-    const scratch: RunState = { pos: run.pos, keys: [...run.keys], values: [...run.values] };
+    // draft on a state sharing the verified cache: drafts only write rows past the verified ones,
+    // and the verification below rewrites those rows with the full model's K/V
+    const scratch = d.newState(run);
     const st = exitStateFrom(d, scratch);
     const drafts: number[] = [];
     const depths: number[] = [];
@@ -79,7 +80,7 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
     const logits = await d.forward([next, ...drafts], run);
     let accepted = 0;
     while (accepted < drafts.length && argmax(logits, accepted * V, V) === drafts[accepted]) accepted++;
-    truncateRun(run, start + 1 + accepted, nKvHeads, kvHeadDim);
+    truncateRun(run, start + 1 + accepted);
     const emitted: Emitted[] = [{ token: next, depth: nLayers }];
     for (let i = 0; i < accepted; i++) emitted.push({ token: drafts[i]!, depth: depths[i]! });
     next = argmax(logits, accepted * V, V);

@@ -110,9 +110,10 @@ describe('caption-lm-8L-ee: exits', () => {
     assert.equal(st.pending.length, 0);
     const ref = d.newState();
     await d.forward([...ids, ids[0]!], ref);
+    assert.equal(run.pos, ref.pos);
     for (let l = 0; l < d.config.nLayers; l++) {
-      const a = run.keys[l]!.data as Float32Array;
-      const b = ref.keys[l]!.data as Float32Array;
+      const a = run.kv.rows(l, 'k', run.pos);
+      const b = ref.kv.rows(l, 'k', ref.pos);
       assert.equal(a.length, b.length, `layer ${l} cache length`);
       let max = 0;
       for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
