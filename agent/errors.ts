@@ -19,8 +19,6 @@ export const ERROR_CODES = {
   E_INPUT: 'the text given to the engine is unusable (empty after tokenization, invalid)',
   // Configuration
   E_CONFIG_INVALID: 'a configuration file or pushed config does not match the schema',
-  E_CONFIG_STALE: 'a pushed config is not newer than the applied one',
-  E_CONFIG_APPLY: 'a validated config could not be applied and was rolled back',
   // Requests over MQTT
   E_BAD_REQUEST: 'the request payload is not valid JSON or has wrong or missing fields',
   E_TOO_LARGE: 'the payload or text exceeds the configured limit',

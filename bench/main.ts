@@ -12,6 +12,8 @@ type Suite = () => Promise<{ rows: Record<string, unknown>[]; table: string; ext
 const SUITES: Record<string, () => Promise<Suite>> = {
   generate: async () => (await import('./generate.js')).benchGenerate,
   classify: async () => (await import('./classify.js')).benchClassify,
+  agent: async () => (await import('./agent.js')).benchAgent,
+  exits: async () => (await import('./exits.js')).benchExits,
 };
 
 async function main(): Promise<void> {

@@ -8,6 +8,7 @@
  * Plain TypeScript: Adam on mini-batches, features standardized during training and the
  * standardization folded into the first layer afterwards, so the engine sees an ordinary head.
  */
+import { prng } from '../engine/sampling.js';
 import { headProbs, type ExitHead } from '../engine/classifierExit.js';
 
 /** Weight of the gold label in the distillation target when the data has labels. */
@@ -38,17 +39,8 @@ export interface HeadTrainResult {
   agreement: number;
 }
 
-/** mulberry32: small deterministic PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG shared with sampling (mulberry32). */
+export const rng = prng;
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());

@@ -82,7 +82,7 @@ export class PolicyFeature implements Feature, LevelProvider {
 
   /** The device's level now (health). */
   current(): LevelDecision | undefined {
-    return this.decision ? { level: this.decision.level, reasons: this.decision.reasons } : undefined;
+    return this.decision ? { level: this.decision.level, reasons: this.decision.reasons, ...(this.readings && { readings: withAges(this.readings, Date.now()) }) } : undefined;
   }
 
   /**

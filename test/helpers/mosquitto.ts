@@ -4,7 +4,7 @@
  * production broker). Missing binary = a failing test that says how to install it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,8 @@ export async function freePort(): Promise<number> {
 export async function startMosquitto(): Promise<Mosquitto> {
   const bin = mosquittoBinary();
   const dir = mkdtempSync(join(tmpdir(), 'sedac-mosq-'));
+  // started as root, Mosquitto drops to the `mosquitto` user: it must be able to write its database here
+  chmodSync(dir, 0o777);
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(
@@ -54,6 +56,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
       `persistence_location ${dir}/`,
       'autosave_interval 0',
       'max_queued_messages 10000',
+      'set_tcp_nodelay true',
       'log_dest none',
       '',
     ].join('\n'),
