@@ -4,6 +4,7 @@
  * gets exactly one coded error, every valid request is served, the agent keeps serving, and its
  * RSS grows by less than 20 %.
  */
+import { prng } from '../../agent/engine/sampling.js';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ERROR_CODES } from '../../agent/errors.js';
@@ -30,17 +31,6 @@ interface Case {
   match: 'correlation' | 'transaction';
 }
 
-/** mulberry32: a small seeded PRNG so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function hostileCase(i: number, rnd: () => number): Case {
   const id = `h-${i}`;
