@@ -54,7 +54,7 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
  * needed full depth: its entropy passed no threshold), verifies [next, drafts…] in one fused call,
  * and emits `next` plus the accepted drafts.
  */
-function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode): TokenStream {
+function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode, stats: { drafted: number; accepted: number }): TokenStream {
   const { nLayers, vocabSize: V, maxSeqLen } = d.config;
   const eos = d.tokenizer.eos;
   const maxDraft = level.max_draft ?? 4;
@@ -65,14 +65,12 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
     const scratch = d.newState(run);
     const st = exitStateFrom(d, scratch);
     const drafts: number[] = [];
-    const depths: number[] = [];
     let x = next;
     const room = Math.min(maxDraft, maxSeqLen - run.pos - 1);
     while (drafts.length < room && x !== eos) {
       const step = await exitStep(d, st, x, level.plan!, kv);
       x = argmax(step.logits, 0, V);
       drafts.push(x);
-      depths.push(step.depth);
       if (step.depth === nLayers) break;
     }
     // verify: the full model on [next, drafts…] in one call; keep the longest agreeing prefix
@@ -81,8 +79,11 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
     let accepted = 0;
     while (accepted < drafts.length && argmax(logits, accepted * V, V) === drafts[accepted]) accepted++;
     truncateRun(run, start + 1 + accepted);
+    // every emitted token was decided by the full model (the verification ran all layers for it)
     const emitted: Emitted[] = [{ token: next, depth: nLayers }];
-    for (let i = 0; i < accepted; i++) emitted.push({ token: drafts[i]!, depth: depths[i]! });
+    for (let i = 0; i < accepted; i++) emitted.push({ token: drafts[i]!, depth: nLayers });
+    stats.drafted += drafts.length;
+    stats.accepted += accepted;
     next = argmax(logits, accepted * V, V);
     return emitted;
   };
@@ -94,6 +95,9 @@ export interface LevelRun {
   stop: 'eos' | 'max_tokens' | 'context';
   /** set when the request could not be served as asked (e.g. no calibration) */
   note?: string;
+  /** speculative decoding: tokens drafted with early exits, and how many the full model accepted */
+  drafted?: number;
+  accepted?: number;
 }
 
 /** Generate from prompt ids at a level (undefined = fused full depth). */
@@ -112,10 +116,11 @@ export async function generateIds(
   // prefill the whole prompt in one fused call; the last row predicts the first new token
   const first = (await d.forward(ids, run)).subarray((ids.length - 1) * V, ids.length * V);
   let note: string | undefined;
+  const spec = { drafted: 0, accepted: 0 };
   let stream: TokenStream;
   if (!level || level.mode === 'full') stream = fullStream(d, run, first, sampler);
   else if (level.mode === 'exits') stream = exitStream(d, run, first, sampler, level, kv);
-  else if (greedy) stream = speculativeStream(d, run, first, level, kv);
+  else if (greedy) stream = speculativeStream(d, run, first, level, kv, spec);
   else {
     // sampling has no lossless draft check here: full depth gives the exact distribution
     note = 'sampling at the exact level runs at full depth';
@@ -125,13 +130,13 @@ export async function generateIds(
   const layers: number[] = [];
   for (;;) {
     for (const e of await stream()) {
-      if (e.token === d.tokenizer.eos) return { tokens, layers, stop: 'eos', note };
+      if (e.token === d.tokenizer.eos) return { tokens, layers, stop: 'eos', note, ...spec };
       tokens.push(e.token);
       layers.push(e.depth);
       onToken?.(e.token);
-      if (tokens.length >= maxTokens) return { tokens, layers, stop: 'max_tokens', note };
+      if (tokens.length >= maxTokens) return { tokens, layers, stop: 'max_tokens', note, ...spec };
     }
-    if (ids.length + tokens.length >= d.config.maxSeqLen) return { tokens, layers, stop: 'context', note };
+    if (ids.length + tokens.length >= d.config.maxSeqLen) return { tokens, layers, stop: 'context', note, ...spec };
   }
 }
 
