@@ -13,7 +13,7 @@ import { progressBar } from '../convert/progress.js';
 import type { LlamaSource } from '../convert/source.js';
 import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
-import { DEFAULT_TARGETS, type DecoderLadder, type ExitHeadChoice, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, type DecoderLadder, type ExitHeadChoice, type KvMode, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
@@ -99,20 +99,21 @@ export function addSegmentGraphs(dir: string, m: Manifest, src: LlamaSource, rol
   const L = src.config.nLayers;
   for (const role of new Set(roles)) {
     if (m.graphs[role]) continue;
-    const match = /^seg\.(\d+)-(\d+)\.(exit|final)$/.exec(role);
+    const match = /^seg\.(\d+)-(\d+)\.(exit|final)(\.calm)?$/.exec(role);
     const from = Number(match?.[1]);
     const to = Number(match?.[2]);
-    if (!match || segmentRole(from, to, L) !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
-    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}` }, role);
+    const calm = match?.[4] !== undefined;
+    if (!match || segmentRole(from, to, L, calm ? 'propagate' : 'recompute') !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
+    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}` }, role, calm);
     m.graphs[role] = { ...writeBundleFile(dir, `${role}.onnx`, g.toBytes()), ...g.signature() };
   }
 }
 
 /** Add segment graphs for the given exit points to a bundle on disk (tests, benches). */
-export async function addSegmentsToBundle(dir: string, exitSets: number[][]): Promise<void> {
+export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv: KvMode = 'recompute'): Promise<void> {
   const m = readManifest(dir, true);
   const src = await bundleSource(m);
-  addSegmentGraphs(dir, m, src, exitSets.flatMap((e) => segmentsFor(e, src.config.nLayers)));
+  addSegmentGraphs(dir, m, src, exitSets.flatMap((e) => segmentsFor(e, src.config.nLayers, kv)));
   writeManifest(dir, m);
 }
 
@@ -170,7 +171,7 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     const sim = plan.fit.calibration;
     const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
     if (plan.exits.length === 0 || gain <= 1) levels.push({ ...base, mode: 'full', predicted_speedup: 1 });
-    else levels.push({ ...base, mode: 'exits', plan: { exits: plan.exits, thresholds: plan.exits.map((e) => plan.fit.thresholds[e - 1]!), segments: segmentsFor(plan.exits, L) }, predicted_speedup: speedup });
+    else levels.push({ ...base, mode: 'exits', plan: { exits: plan.exits, thresholds: plan.exits.map((e) => plan.fit.thresholds[e - 1]!), segments: segmentsFor(plan.exits, L, opts.kv ?? 'recompute') }, predicted_speedup: speedup });
   }
   if ('exact' in targets) {
     // drafts from the most aggressive plan that still agrees ≥ 97 % (or the best there is)

@@ -311,7 +311,12 @@ export function embedGraph(src: LlamaSource): GraphBuilder {
  * Layers [from, to) in one graph. The first segment starts from token ids (embedding inside);
  * later ones from a hidden state. `end` says what the graph returns.
  */
-export function segmentGraph(src: LlamaSource, from: number, to: number, end: GraphEnd, name = `seg${from}_${to}`): GraphBuilder {
+/**
+ * With `calm`, every row but the last is a pending position whose K/V come from its exited state
+ * (CALM state propagation): those rows re-enter every layer unchanged, only the last row (the
+ * token being decoded) evolves. Without it, all rows evolve through the layers (exact K/V).
+ */
+export function segmentGraph(src: LlamaSource, from: number, to: number, end: GraphEnd, name = `seg${from}_${to}`, calm = false): GraphBuilder {
   const c = src.config;
   if (!(0 <= from && from < to && to <= c.nLayers)) throw new SedacError('E_INTERNAL', `bad segment [${from}, ${to}) of ${c.nLayers} layers`);
   const g = new GraphBuilder(name);
@@ -325,7 +330,12 @@ export function segmentGraph(src: LlamaSource, from: number, to: number, end: Gr
   stepInputs(g);
   const rope = ropeCaches(g, c);
   const kvRows: string[] = [];
-  for (let l = from; l < to; l++) h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope, kvRows);
+  const pending = calm && from > 0 ? g.op('Slice', [IO.hidden, g.i64('slice.first', [0]), g.i64('slice.last.start', [-1]), g.i64('slice.axis1', [1])]) : undefined;
+  for (let l = from; l < to; l++) {
+    h = addLayer(g, c, l, src.tensors.layers[l]!, h, rope, kvRows);
+    // CALM: the pending rows feed the next layer their exited state again
+    if (pending && l + 1 < to) h = g.op('Concat', [pending, lastRow(g, sumResidual(g, h))], { axis: 1 });
+  }
   addEnd(g, src, h, end);
   kvOutputs(g, c, kvRows);
   return g;

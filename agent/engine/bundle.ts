@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { SedacError } from '../errors.js';
 
 export const BUNDLE_FORMAT = 'sedac-bundle';
-export const BUNDLE_VERSION = 1;
+/** 2: decoder graphs read the KV cache from engine buffers and return only new rows (`new_kv`). */
+export const BUNDLE_VERSION = 2;
 
 export interface TensorSpec {
   name: string;

@@ -80,12 +80,14 @@ export interface DecoderLadder {
 
 export const DEFAULT_TARGETS: Record<string, number> = { exact: 1, high: 0.99, balanced: 0.97, eco: 0.93, critical: 0.85 };
 
-export function segmentRole(from: number, to: number, nLayers: number): string {
-  return to === nLayers ? `seg.${from}-${to}.final` : `seg.${from}-${to}.exit`;
+/** Graph role of segment [from, to); `.calm` marks the CALM propagation variant (pending rows keep their exited state). */
+export function segmentRole(from: number, to: number, nLayers: number, kv: KvMode = 'recompute'): string {
+  const base = to === nLayers ? `seg.${from}-${to}.final` : `seg.${from}-${to}.exit`;
+  return kv === 'propagate' && from > 0 ? `${base}.calm` : base;
 }
 
 /** Graph roles for a set of exit points. */
-export function segmentsFor(exits: number[], nLayers: number): string[] {
+export function segmentsFor(exits: number[], nLayers: number, kv: KvMode = 'recompute'): string[] {
   const bounds = [0, ...exits, nLayers];
-  return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers));
+  return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers, kv));
 }
