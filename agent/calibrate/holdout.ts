@@ -6,9 +6,10 @@
 import { loadModel } from '../engine/index.js';
 import type { Decoder } from '../engine/decoder.js';
 import { exitStateFrom, exitStep } from '../engine/exits.js';
-import type { DecoderLadder } from '../engine/ladder.js';
+import type { DecoderLadder, LadderLevel } from '../engine/ladder.js';
+import { generateIds } from '../engine/generation.js';
 import { progressBar } from '../convert/progress.js';
-import { argmax } from '../engine/sampling.js';
+import { argmax, makeSampler } from '../engine/sampling.js';
 import type { DecoderCalibrationData } from './decoderData.js';
 
 export interface ReplayStats {
@@ -58,17 +59,49 @@ export function heldOutSequences(data: DecoderCalibrationData, tokensOf: (text: 
   return [...byText.entries()].map(([t, idx]) => ({ ids: tokensOf(t).slice(0, idx.length), target: Int32Array.from(idx, (i) => data.target[i]!) }));
 }
 
+/** Free-running speed of a level over full depth: greedy, interleaved rounds, median ratio. */
+export async function measuredSpeedup(d: Decoder, level: LadderLevel, prompts: number[][], rounds = 5, maxTokens = 32): Promise<number> {
+  const greedy = makeSampler(0);
+  const time = async (lv: LadderLevel | undefined) => {
+    const t0 = performance.now();
+    let n = 0;
+    for (const p of prompts) n += (await generateIds(d, p, lv, greedy, true, maxTokens)).tokens.length + 1;
+    return (performance.now() - t0) / n;
+  };
+  await time(undefined);
+  await time(level);
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const full = await time(undefined);
+    ratios.push(full / (await time(level)));
+  }
+  ratios.sort((a, b) => a - b);
+  return Math.round(ratios[ratios.length >> 1]! * 1000) / 1000;
+}
+
 export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: string[], data: DecoderCalibrationData, holdIdx: Int32Array, maxTexts: number, quiet: boolean): Promise<void> {
   const d = (await loadModel({ name: 'holdout', source: dir })) as Decoder;
   try {
     const used = usedTexts(d, texts, data);
     const seqs = heldOutSequences(data, (t) => used[t]!, holdIdx, maxTexts);
+    const prompts = seqs.filter((s) => s.ids.length > 3).slice(0, 20).map((s) => s.ids.slice(0, 3));
     const bar = progressBar('calibrate: held-out check', ladder.levels.length, process.stderr, quiet);
     for (const level of ladder.levels) {
       if (level.mode === 'speculative') {
         level.holdout = { tokens: 0, agreement: 1, mean_layers: d.config.nLayers };
       } else {
         level.holdout = await replayLevel(d, ladder, level.name, seqs);
+      }
+      // measured, not predicted: optimizing for speed, a level slower than the fused full-depth
+      // graph runs that graph instead
+      if (level.mode !== 'full' && prompts.length > 0) {
+        level.measured_speedup = await measuredSpeedup(d, level, prompts);
+        if (ladder.objective === 'speed' && level.measured_speedup < 1) {
+          const h = level.holdout;
+          level.note = `exits measured ${level.measured_speedup}× full-depth speed (held-out ${(h.agreement * 100).toFixed(2)} % at ${h.mean_layers.toFixed(2)} layers): runs the full-depth graph`;
+          level.mode = 'full';
+          level.holdout = { tokens: h.tokens, agreement: 1, mean_layers: d.config.nLayers };
+        }
       }
       bar.tick(`${level.name}: ${(level.holdout.agreement * 100).toFixed(2)} %`);
     }

@@ -75,14 +75,14 @@ export async function main(argv: string[]): Promise<number> {
 function ladderTable(ladder: import('../engine/ladder.js').DecoderLadder, L: number): string {
   const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(2)} %`);
   const rows = ladder.levels.map((l) =>
-    [l.name, l.target >= 1 ? 'identical' : pct(l.target), l.mode, l.plan ? l.plan.exits.join(',') : '—', pct(l.calibration?.agreement), pct(l.holdout?.agreement), (l.holdout?.mean_layers ?? L).toFixed(2), (l.predicted_speedup ?? 1).toFixed(2)].join(' | '),
+    [l.name, l.target >= 1 ? 'identical' : pct(l.target), l.mode, l.plan ? l.plan.exits.join(',') : '—', pct(l.calibration?.agreement), pct(l.holdout?.agreement), (l.holdout?.mean_layers ?? L).toFixed(2), (l.predicted_speedup ?? 1).toFixed(2), l.measured_speedup?.toFixed(2) ?? '—'].join(' | '),
   );
   return [
     `costs: call ${ladder.costs.call_us} µs, layer ${ladder.costs.layer_us} µs, head ${ladder.costs.head_us} µs; K/V for skipped layers: ${ladder.kv}`,
     `heads: ${ladder.heads.map((h) => `${h.exit}:${h.kind === 'affine_lens' ? 'affine' : 'logit'}`).join(' ')}`,
     '',
-    '| level | target | mode | exit points | agreement (cal) | agreement (held-out) | mean layers (held-out) | predicted speedup |',
-    '|---|---|---|---|---|---|---|---|',
+    '| level | target | mode | exit points | agreement (cal) | agreement (held-out) | mean layers (held-out) | predicted speedup | measured speedup |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r} |`),
   ].join('\n');
 }

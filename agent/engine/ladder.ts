@@ -46,6 +46,13 @@ export interface LadderLevel {
   holdout?: LevelStats;
   /** predicted speedup over the fused full-depth graph from the measured cost model */
   predicted_speedup?: number;
+  /**
+   * free-running speedup over the fused full-depth graph measured at calibration (held-out prompts,
+   * interleaved); a level measured below 1 is switched to `full`
+   */
+  measured_speedup?: number;
+  /** why the level runs differently than its plan, e.g. demoted to full depth by measurement */
+  note?: string;
 }
 
 export interface ExitHeadChoice {
