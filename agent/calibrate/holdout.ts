@@ -94,9 +94,9 @@ export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: st
       }
       // measured, not predicted: optimizing for speed, a level slower than the fused full-depth
       // graph runs that graph instead
-      if (level.mode !== 'full' && prompts.length > 0) {
+      if (ladder.objective === 'speed' && level.mode !== 'full' && prompts.length > 0) {
         level.measured_speedup = await measuredSpeedup(d, level, prompts);
-        if (ladder.objective === 'speed' && level.measured_speedup < 1) {
+        if (level.measured_speedup < 1) {
           const h = level.holdout;
           level.note = `exits measured ${level.measured_speedup}× full-depth speed (held-out ${(h.agreement * 100).toFixed(2)} % at ${h.mean_layers.toFixed(2)} layers): runs the full-depth graph`;
           level.mode = 'full';
