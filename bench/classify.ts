@@ -16,7 +16,7 @@ import { convertBert } from '../agent/convert/bert.js';
 import { Classifier, type Encoded, type Outcome } from '../agent/engine/classifier.js';
 import { argmax, cutFeatures, headProbs, normalizedEntropy } from '../agent/engine/classifierExit.js';
 import { sharedPath } from '../test/helpers/shared.js';
-import { classifyPlot, type PlotPoint } from './classifyPlot.js';
+import { classifyPlot, type PlotPoint } from './plot.js';
 import { markdownTable, round } from './stats.js';
 
 const HARMFUL = ['hate', 'offensive'];

@@ -14,6 +14,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   classify: async () => (await import('./classify.js')).benchClassify,
   agent: async () => (await import('./agent.js')).benchAgent,
   exits: async () => (await import('./exits.js')).benchExits,
+  policy: async () => (await import('./policy.js')).benchPolicy,
 };
 
 async function main(): Promise<void> {
