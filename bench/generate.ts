@@ -129,7 +129,23 @@ export async function benchGenerate(): Promise<{ rows: Record<string, unknown>[]
       'peak RSS MB': r.peak_rss_mb,
     })),
   );
-  return { rows, table };
+  const breakdown = markdownTable(
+    rows.map((r) => {
+      const b = r.step_breakdown_us as Record<string, number>;
+      const layers = Object.entries(b).filter(([k]) => k.startsWith('layer.'));
+      const mean = layers.reduce((a, [, v]) => a + v, 0) / Math.max(1, layers.length);
+      return {
+        model: r.model,
+        'embed µs': b.embed_us,
+        'layer µs (mean of each)': `${round(mean, 1)} (${layers.map(([, v]) => v).join(', ')})`,
+        'head µs': b.head_us,
+        'session calls / token (layered)': Number(r.layers) + 2,
+        'call floor µs (empty graph)': r.call_floor_us,
+        'fused µs / token': round(1e6 / Number(r.fused_tokens_per_s), 0),
+      };
+    }),
+  );
+  return { rows, table: `${table}\nPer-step cost of the layered path (wall time per decoded token, median of runs; each step includes its session call):\n\n${breakdown}` };
 }
 
 if (process.argv[2] === '--child' && process.argv[3]) {
