@@ -258,7 +258,7 @@ function ladderRows(objective: Objective, ladder: DecoderLadder, nLayers: number
     exit_points: l.mode !== 'full' && l.plan ? l.plan.exits.join(',') : '—',
     heldout_layers: round(levelLayers(ladder, l.name, nLayers), 2),
     heldout_agreement: l.holdout ? round(l.holdout.agreement, 4) : null,
-    predicted_speedup: l.predicted_speedup ?? null,
+    predicted_speedup: l.predicted_speedup === undefined ? null : round(l.predicted_speedup, 3),
     measured_speedup: l.measured_speedup ?? null,
     note: l.note ?? '',
     costs_us: `call ${call_us}, layer ${layer_us}, head ${head_us}`,

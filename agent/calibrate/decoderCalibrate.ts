@@ -174,10 +174,13 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     else levels.push({ ...base, mode: 'exits', plan: { exits: plan.exits, thresholds: plan.exits.map((e) => plan.fit.thresholds[e - 1]!), segments: segmentsFor(plan.exits, L, opts.kv ?? 'recompute') }, predicted_speedup: speedup });
   }
   if ('exact' in targets) {
-    // drafts from the most aggressive plan that still agrees ≥ 97 % (or the best there is)
+    // lossless self-speculation pays only in speed, never in layers (verification runs them all):
+    // drafts from the most aggressive plan that still agrees ≥ 97 % (or the best there is); the
+    // held-out check measures it and falls back to full depth when it is slower
     const drafts = levels.filter((l) => l.plan);
     const draft = drafts.filter((l) => l.target >= 0.97).at(-1) ?? drafts[0];
-    levels.unshift(draft?.plan ? { name: 'exact', target: 1, mode: 'speculative', plan: draft.plan, max_draft: 4 } : { name: 'exact', target: 1, mode: 'full' });
+    const speculative = opts.objective !== 'layers' && draft?.plan;
+    levels.unshift(speculative ? { name: 'exact', target: 1, mode: 'speculative', plan: draft.plan, max_draft: 4 } : { name: 'exact', target: 1, mode: 'full' });
   }
   levels.sort((a, b) => b.target - a.target);
 

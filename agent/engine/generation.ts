@@ -50,16 +50,22 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
 
 /**
  * Lossless speculative stream (greedy). `run` holds the verified cache; `next` is the full model's
- * next token. Each call drafts up to max_draft tokens with early exits (stopping early when a draft
- * needed full depth: its entropy passed no threshold), verifies [next, drafts…] in one fused call,
- * and emits `next` plus the accepted drafts.
+ * next token, already emitted. Each call drafts up to max_draft tokens after it with early exits
+ * (stopping early when a draft needed full depth: its entropy passed no threshold), verifies
+ * [next, drafts…] in one fused call, and emits the accepted drafts and the full model's token after them.
  */
 function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode, stats: { drafted: number; accepted: number }): TokenStream {
   const { nLayers, vocabSize: V, maxSeqLen } = d.config;
   const eos = d.tokenizer.eos;
   const maxDraft = level.max_draft ?? 4;
   let next = argmax(first, 0, V);
+  let started = false;
   return async () => {
+    // the prefill already decided the first token: emit it before any drafting
+    if (!started) {
+      started = true;
+      return [{ token: next, depth: nLayers }];
+    }
     // draft on a state sharing the verified cache: drafts only write rows past the verified ones,
     // and the verification below rewrites those rows with the full model's K/V
     const scratch = d.newState(run);
@@ -79,13 +85,12 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
     let accepted = 0;
     while (accepted < drafts.length && argmax(logits, accepted * V, V) === drafts[accepted]) accepted++;
     truncateRun(run, start + 1 + accepted);
-    // every emitted token was decided by the full model (the verification ran all layers for it)
-    const emitted: Emitted[] = [{ token: next, depth: nLayers }];
-    for (let i = 0; i < accepted; i++) emitted.push({ token: drafts[i]!, depth: nLayers });
+    // every emitted token was decided by the full model (the verification ran all layers for it):
+    // the accepted drafts, then the full model's own next token after them
     stats.drafted += drafts.length;
     stats.accepted += accepted;
     next = argmax(logits, accepted * V, V);
-    return emitted;
+    return [...drafts.slice(0, accepted), next].map((token) => ({ token, depth: nLayers }));
   };
 }
 

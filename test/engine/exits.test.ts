@@ -60,11 +60,13 @@ describe('caption-lm-8L-ee: exits', () => {
       [3, 6],
     ]);
     assert.deepEqual(d.levels, ['exact', 'high', 'balanced', 'eco', 'critical']);
-    assert.equal(d.ladder!.levels[0]!.mode, 'speculative');
+    assert.equal(d.ladder!.levels[0]!.mode, 'full', 'optimizing layers, exact is plain full depth (speculation only pays in speed)');
   });
 
-  test('exact equals full depth token for token', async () => {
-    const exact = d.ladder!.levels.find((l) => l.name === 'exact')!;
+  test('speculative exact equals full depth token for token', async () => {
+    const balanced = d.ladder!.levels.find((l) => l.name === 'balanced')!;
+    assert.ok(balanced.plan, 'balanced has an exit plan to draft with');
+    const exact = { name: 'exact', target: 1, mode: 'speculative' as const, plan: balanced.plan, max_draft: 4 };
     const greedy = makeSampler(0);
     let drafted = 0;
     for (const text of texts().slice(0, 25)) {
