@@ -1,8 +1,8 @@
 /**
  * The decoder engine: runs a Llama bundle on onnxruntime, either through the fused full-depth graph
- * (fewest calls) or layer by layer (so it can stop between layers). Structs by lifetime, as in
- * llama2.c: DecoderConfig (dimensions), DecoderGraphs (sessions, read-only once loaded), RunState
- * (per request: position and KV cache).
+ * (fewest calls), layer by layer (calibration, cost breakdown) or segment by segment with exits
+ * (exits.ts). Structs by lifetime, as in llama2.c: DecoderConfig (dimensions), the sessions (loaded
+ * once per graph role, read-only after), RunState (per request: position and KV cache, runState.ts).
  */
 import { SedacError } from '../errors.js';
 import { IO } from '../convert/llamaGraphs.js';
@@ -133,8 +133,8 @@ export class Decoder implements LoadedModel {
   }
 
   /**
-   * The same forward, one graph per layer — the path early exit stops on. `timer` receives the
-   * wall time of each step (embed, layer.N, head) for the bench's cost breakdown.
+   * The same forward, one graph per layer: calibration reads every layer's state through
+   * `onHidden`; `timer` receives the wall time of each step (embed, layer.N, head) for the bench.
    */
   async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer, onHidden?: (layer: number, h: Float32Array) => void): Promise<Float32Array> {
     const n = tokens.length;
