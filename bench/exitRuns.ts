@@ -61,6 +61,8 @@ export interface Config {
   kind: 'full' | 'static' | 'oracle' | 'level' | 'plan';
   /** exit points the configuration can stop at */
   exits: number[];
+  /** the calibrated levels it serves (kind level) or whose demoted exit plan it runs (kind plan) */
+  levels?: string[];
   /** free-running greedy generation; `ref` is the full model's output for the prompt (with EOS) */
   generate(prompt: number[], ref: number[]): Promise<Generated>;
   /** teacher-forced replay over the validation sequences */

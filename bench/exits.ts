@@ -135,6 +135,7 @@ function configsFor(d: Decoder, ladder: DecoderLadder): Config[] {
       name: level.name,
       kind: 'level',
       exits,
+      levels: [level.name],
       generate: (p) => generateLevel(d, p, level, MAX_GEN),
       // the exact level verifies every token at full depth: identical to it by construction
       replay: (s) => (level.mode === 'exits' ? replayPlan(d, level.plan!, kv, s) : Promise.resolve(fullReplay(s, L))),
@@ -142,11 +143,12 @@ function configsFor(d: Decoder, ladder: DecoderLadder): Config[] {
   }
   // plans calibration demoted to the full-depth graph (their exits measured slower): what they would do
   const served = new Set(ladder.levels.filter((l) => l.mode !== 'full' && l.plan).map((l) => planKey(l.plan!)));
-  for (const level of ladder.levels) {
-    if (level.mode !== 'full' || !level.plan || served.has(planKey(level.plan))) continue;
-    served.add(planKey(level.plan));
-    const asExits: LadderLevel = { ...level, mode: 'exits' };
-    configs.push({ name: `${level.name} plan`, kind: 'plan', exits: level.plan.exits, generate: (p) => generateLevel(d, p, asExits, MAX_GEN), replay: (s) => replayPlan(d, level.plan!, kv, s) });
+  const demoted = new Map<string, LadderLevel[]>();
+  for (const l of ladder.levels) if (l.mode === 'full' && l.plan && !served.has(planKey(l.plan))) demoted.set(planKey(l.plan), [...(demoted.get(planKey(l.plan)) ?? []), l]);
+  for (const levels of demoted.values()) {
+    const asExits: LadderLevel = { ...levels[0]!, mode: 'exits' };
+    const pl = asExits.plan!;
+    configs.push({ name: `${levels.map((l) => l.name).join('/')} plan`, kind: 'plan', exits: pl.exits, levels: levels.map((l) => l.name), generate: (p) => generateLevel(d, p, asExits, MAX_GEN), replay: (s) => replayPlan(d, pl, kv, s) });
   }
   return configs;
 }
@@ -175,7 +177,8 @@ async function measureModel(name: string, dir: string, ladder: DecoderLadder, gg
     const rows = configs.map((c, i) => {
       const t = timings[i]!;
       const rp = replays[i]!;
-      const level = ladder.levels.find((l) => (c.kind === 'level' && l.name === c.name) || (c.kind === 'plan' && `${l.name} plan` === c.name));
+      const owners = ladder.levels.filter((l) => c.levels?.includes(l.name));
+      const level = c.kind === 'level' ? owners[0] : undefined;
       // depths of the decode steps (the first token of each prompt comes from the fused prefill)
       const hist = new Array<number>(L + 1).fill(0);
       for (const g of t.outs) for (const e of g.layers.slice(1)) hist[e]!++;
@@ -190,7 +193,9 @@ async function measureModel(name: string, dir: string, ladder: DecoderLadder, gg
         config: c.name,
         kind: c.kind,
         exit_points: c.exits,
-        ...(level ? { target: level.target, mode: c.kind === 'plan' ? 'exits (demoted by calibration)' : level.mode, holdout_agreement: level.holdout?.agreement ?? null, predicted_speedup: level.predicted_speedup ?? null, calibration_measured_speedup: level.measured_speedup ?? null } : {}),
+        ...(owners.length ? { levels: c.levels, target: Math.min(...owners.map((l) => l.target)), calibration_measured_speedup: owners.map((l) => l.measured_speedup ?? null) } : {}),
+        ...(level ? { mode: level.mode, holdout_agreement: level.holdout?.agreement ?? null, predicted_speedup: level.predicted_speedup ?? null } : {}),
+        ...(c.kind === 'plan' ? { mode: 'exits (plan demoted to full depth by calibration)' } : {}),
         tf_tokens: rp.tokens,
         agreement: rp.agreement,
         mean_layers: rp.meanLayers,
@@ -278,7 +283,7 @@ function panelFor(name: string, rows: Row[]): Panel {
     x: Number(r.agreement),
     y: Number(r.speedup),
   }));
-  return { title: name, xLabel: 'teacher-forced agreement with full depth (val)', points, xDigits: 3, yDigits: 2, yRef: 1 };
+  return { title: name, xLabel: 'teacher-forced agreement with full depth (val)', points, xDigits: 3, yDigits: 2, yRef: 1, xMax1: true };
 }
 
 export async function benchExits(): Promise<{ rows: Row[]; table: string; extra: Record<string, string> }> {
@@ -311,7 +316,7 @@ export async function benchExits(): Promise<{ rows: Row[]; table: string; extra:
       );
       if (spec.name === 'caption-lm-8L-ee') {
         // the balanced (else eco) level's exit plan, as served or as demoted, and the oracle
-        const pick = ['balanced', 'eco'].flatMap((n) => r.rows.filter((x) => (x.config === n && x.mode === 'exits') || x.config === `${n} plan`))[0];
+        const pick = ['balanced', 'eco'].flatMap((n) => r.rows.filter((x) => (x.kind === 'level' && x.mode === 'exits') || x.kind === 'plan').filter((x) => (x.levels as string[]).includes(n)))[0];
         const oracle = r.rows.find((x) => x.kind === 'oracle');
         eeHist = [pick, oracle].filter((x) => x !== undefined).map((x) => ({ name: `caption-lm-8L-ee ${String(x.config)} (TF on val)`, hist: x.tf_depth_hist as number[] }));
       }
@@ -336,7 +341,10 @@ export async function benchExits(): Promise<{ rows: Row[]; table: string; extra:
     colors: { full: '#222', static: '#1f77b4', oracle: '#2ca02c', level: '#d62728', plan: '#ff7f0e' },
     lineKinds: ['static'],
     bigKinds: ['level', 'oracle'],
-    legend: 'speedup over the fused full-depth graph (y) against teacher-forced agreement (x) · blue: static truncation after d layers · green: oracle exits · red: calibrated levels as served · orange (*): a level\'s exit plan that calibration demoted to full depth · black: full depth',
+    legend: [
+      'speedup in decode tokens/s over the fused full-depth graph (y) against teacher-forced agreement with it (x); dashed: speedup 1',
+      'blue: static truncation after d layers · green: oracle exits · red: calibrated levels as served · orange (*): a level\'s exit plan that calibration demoted to full depth · black: full depth',
+    ],
   });
   return { rows, table, extra: { 'exits.svg': svg } };
 }

@@ -23,6 +23,8 @@ export interface Panel {
   yDigits?: number;
   /** start the x axis at 0 (latency axes); default: fit the data */
   xFromZero?: boolean;
+  /** never extend the x axis above 1 (agreement axes) */
+  xMax1?: boolean;
   /** never extend the y axis above 1 (agreement axes) */
   yMax1?: boolean;
   /** a dashed horizontal reference line (e.g. speedup 1) */
@@ -36,8 +38,8 @@ export interface PlotStyle {
   lineKinds?: string[];
   /** kinds drawn with a bigger marker */
   bigKinds?: string[];
-  /** caption under the panels */
-  legend: string;
+  /** caption under the panels, one string per line */
+  legend: string | string[];
 }
 
 const W = 420, H = 300, M = { l: 56, r: 16, t: 28, b: 44 };
@@ -58,7 +60,7 @@ function range(vs: number[], fromZero: boolean, max1: boolean): [number, number]
 function panel(p: Panel, style: PlotStyle, dx: number): string {
   const pts = p.points.filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y));
   if (pts.length === 0) return `<text x="${dx + W / 2}" y="${H / 2}" text-anchor="middle">${esc(p.title)}: no data</text>`;
-  const [xmin, xmax] = range(pts.map((q) => q.x), p.xFromZero ?? false, false);
+  const [xmin, xmax] = range(pts.map((q) => q.x), p.xFromZero ?? false, p.xMax1 ?? false);
   const [ymin, ymax] = range([...pts.map((q) => q.y), ...(p.yRef !== undefined ? [p.yRef] : [])], false, p.yMax1 ?? false);
   const r1 = (v: number): number => Math.round(v * 10) / 10;
   const sx = (x: number): number => r1(dx + M.l + ((x - xmin) / (xmax - xmin)) * (W - M.l - M.r));
@@ -78,10 +80,18 @@ function panel(p: Panel, style: PlotStyle, dx: number): string {
     const line = pts.filter((q) => q.kind === k).sort((a, b) => a.x - b.x);
     if (line.length > 1) out.push(`<polyline fill="none" stroke="${color(k)}" points="${line.map((q) => `${sx(q.x)},${sy(q.y)}`).join(' ')}"/>`);
   }
+  // points drawn on top of each other share one label (e.g. levels that run at full depth)
+  const labels: { x: number; y: number; text: string[]; color: string }[] = [];
   for (const q of pts) {
     const [x, y] = [sx(q.x), sy(q.y)];
     out.push(`<circle cx="${x}" cy="${y}" r="${style.bigKinds?.includes(q.kind) ? 4 : 3}" fill="${color(q.kind)}"><title>${esc(q.name)}</title></circle>`);
-    out.push(`<text x="${x + 5}" y="${y - 5}" fill="${color(q.kind)}">${esc(q.label)}</text>`);
+    const near = labels.find((l) => Math.abs(l.x - x) < 6 && Math.abs(l.y - y) < 6);
+    if (near) near.text.push(q.label);
+    else labels.push({ x, y, text: [q.label], color: color(q.kind) });
+  }
+  for (const l of labels) {
+    const right = l.x > dx + W * 0.7;
+    out.push(`<text x="${right ? l.x - 5 : l.x + 5}" y="${l.y - 5}" fill="${l.text.length > 1 ? '#444' : l.color}"${right ? ' text-anchor="end"' : ''}>${esc(l.text.join(', '))}</text>`);
   }
   return out.join('\n');
 }
@@ -90,14 +100,15 @@ function panel(p: Panel, style: PlotStyle, dx: number): string {
 export function scatterPlot(panels: Panel[], style: PlotStyle, perRow = 3): string {
   const cols = Math.min(perRow, Math.max(1, panels.length));
   const rows = Math.ceil(panels.length / cols);
+  const legend = typeof style.legend === 'string' ? [style.legend] : style.legend;
   const width = cols * W;
-  const height = rows * H + 24;
+  const height = rows * H + 14 * legend.length + 10;
   const body = panels.map((p, i) => `<g transform="translate(0 ${Math.floor(i / cols) * H})">\n${panel(p, style, (i % cols) * W)}\n</g>`);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10">`,
     '<rect width="100%" height="100%" fill="#fff"/>',
     ...body,
-    `<text x="${width / 2}" y="${height - 8}" text-anchor="middle" fill="#555">${esc(style.legend)}</text>`,
+    ...legend.map((line, i) => `<text x="${width / 2}" y="${rows * H + 14 * (i + 1)}" text-anchor="middle" fill="#555">${esc(line)}</text>`),
     '</svg>',
   ].join('\n');
 }

@@ -1,9 +1,10 @@
 /**
  * The cost model behind a level's exit points, measured on this machine at calibration time:
  * per session call, per layer inside a fused graph, and per exit head (norm + LM head + entropy).
- * Three timings, interleaved, the fastest of several rounds: a one-layer segment with an exit head
- * (call + layer + head), the same without the head (call + layer), and a graph that only takes the
- * same per-step inputs and returns one of them (the call itself: binding, feeds, dispatch floor).
+ * Four timings, interleaved, the fastest of several rounds: a one-layer segment with an exit head
+ * (call + layer + head), the same without the head (call + layer), a graph that only takes the same
+ * per-step inputs and returns one of them (the call itself: binding, feeds, dispatch floor), and the
+ * fused full-depth graph (call + L·layer + head, with the whole model's cache footprint).
  */
 import { IO, segmentGraph } from '../convert/llamaGraphs.js';
 import type { LlamaSource } from '../convert/source.js';
@@ -40,8 +41,10 @@ export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, rep
   const one: number[] = [];
   const exit1: number[] = [];
   const exit2: number[] = [];
+  const full: number[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
+      full.push(await timeIt(() => d.forward([tok], d.newState(run)), reps));
       one.push(await timeIt(() => floor.run({ [IO.inputIds]: d.idsTensor([tok]), ...d.stepFeeds(run.pos, 1) }), reps));
       exit1.push(await timeIt(() => seg1.run({ [IO.inputIds]: d.idsTensor([tok]), ...d.stepFeeds(run.pos, 1), ...past }), reps));
       exit2.push(await timeIt(() => seg2.run({ [IO.inputIds]: d.idsTensor([tok]), ...d.stepFeeds(run.pos, 1), ...past }), reps));
@@ -50,8 +53,10 @@ export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, rep
     await Promise.all([seg1.release(), seg2.release(), floor.release()]);
   }
   const call = best(one);
-  const layer = Math.max(0.5, best(exit2) - call);
   const head = Math.max(0.5, best(exit1) - best(exit2));
+  // a layer as it costs inside the whole model: a lone one-layer graph stays in cache and runs
+  // faster than the layers of a model whose weights do not fit (caption-lm-8L: 7.5 MB vs 2 MB L2)
+  const layer = Math.max(0.5, best(exit2) - call, (best(full) - call - head) / L);
   const round = (x: number) => Math.round(x * 10) / 10;
   return { call_us: round(call), layer_us: round(layer), head_us: round(head) };
 }
