@@ -6,6 +6,7 @@
  * Decode tokens/s = generated tokens / decode time (prefill excluded), median of RUNS runs.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../agent/engine/index.js';
 import type { Decoder } from '../agent/engine/decoder.js';
@@ -57,6 +58,20 @@ async function callFloorUs(dim: number): Promise<number> {
   return median(times);
 }
 
+/**
+ * This process's peak RSS (kB) from VmHWM, which starts fresh at exec; getrusage's maxrss is
+ * inherited across exec and would report the parent's peak.
+ */
+function peakRssKb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {
+    // not Linux: fall back below
+  }
+  return process.resourceUsage().maxRSS;
+}
+
 /** Measure one model in this process (called in a child). */
 export async function measureModel(name: string): Promise<Record<string, unknown>> {
   const spec = DECODER_MODELS.find((m) => m.name === name);
@@ -95,7 +110,7 @@ export async function measureModel(name: string): Promise<Record<string, unknown
     step_breakdown_us: breakdown,
     call_floor_us: round(floor, 2),
     layered_call_overhead_us_per_token: round(floor * callsPerToken, 1),
-    peak_rss_mb: round(process.resourceUsage().maxRSS / 1024, 1),
+    peak_rss_mb: round(peakRssKb() / 1024, 1),
   };
 }
 

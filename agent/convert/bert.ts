@@ -8,14 +8,14 @@
  *   head     hidden                         → logits (batch, classes)   (pooler / pre-classifier + classifier)
  *   full     ids, type ids, mask            → logits                    (the whole model: one call for full depth)
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SedacError } from '../errors.js';
-import { BUNDLE_FORMAT, BUNDLE_VERSION, SEDAC_VERSION, type GraphEntry, type Manifest, replaceDir, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
+import { type Manifest, sha256 } from '../engine/bundle.js';
 import { buildEmbedGraph, buildFullGraph, buildHeadGraph, buildLayerGraph, type BertSource, type BertConfig, type BertLayer, type HeadActivation } from './bertGraphs.js';
 import type { GraphBuilder } from './onnx.js';
 import { bertTokenizerJson } from '../engine/tokenizer/index.js';
-import { progressBar } from './progress.js';
+import { writeBundle } from './bundleWriter.js';
 import { combineSha256 } from './readerCommon.js';
 import { parseSafetensors } from './safetensors.js';
 
@@ -296,45 +296,28 @@ export interface BertConvertOptions {
 export async function convertBert(srcDir: string, outDir: string, opts: BertConvertOptions = {}): Promise<Manifest> {
   const src = readBertSource(srcDir);
   const root = resolve(srcDir);
-  const tokJson = tokenizerJson(root);
-  const dir = resolve(outDir);
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
   const c = src.config;
-  const graphs: Record<string, GraphEntry> = {};
-  const bar = progressBar(`convert ${src.name}`, c.nLayers + 3, process.stderr, opts.quiet);
-  const emit = (role: string, g: GraphBuilder): void => {
-    graphs[role] = { ...writeBundleFile(tmp, `${role}.onnx`, g.toBytes()), ...g.signature() };
-    bar.tick(role);
-  };
-  try {
-    emit('embed', buildEmbedGraph(src));
-    for (let l = 0; l < c.nLayers; l++) emit(`layer.${l}`, buildLayerGraph(src, l));
-    emit('head', buildHeadGraph(src));
-    emit('full', buildFullGraph(src));
-    const { labels, ...dims } = c;
-    const manifest: Manifest = {
-      format: BUNDLE_FORMAT,
-      version: BUNDLE_VERSION,
-      task: 'classify',
-      architecture: 'bert',
-      name: src.name,
-      source: { format: 'hf', path: root, sha256: src.sha256 },
-      config: { ...dims, family: src.arch, maxLength: maxLength(root, c), hasTokenTypes: src.tokenType !== undefined },
-      weights: 'f32',
-      tokenizer: writeBundleFile(tmp, 'tokenizer.json', tokJson),
-      graphs,
-      labels,
-      sedac_version: SEDAC_VERSION,
-      created_at: new Date().toISOString(),
-    };
-    writeManifest(tmp, manifest);
-    replaceDir(tmp, dir);
-    bar.done(`${c.nLayers} layers, ${c.numLabels} labels`);
-    return manifest;
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  const { labels, ...dims } = c;
+  return writeBundle(
+    outDir,
+    {
+      graphs: [
+        ['embed', () => buildEmbedGraph(src)],
+        ...Array.from({ length: c.nLayers }, (_, l): [string, () => GraphBuilder] => [`layer.${l}`, () => buildLayerGraph(src, l)]),
+        ['head', () => buildHeadGraph(src)],
+        ['full', () => buildFullGraph(src)],
+      ],
+      tokenizer: tokenizerJson(root),
+      manifest: {
+        task: 'classify',
+        architecture: 'bert',
+        name: src.name,
+        source: { format: 'hf', path: root, sha256: src.sha256 },
+        config: { ...dims, family: src.arch, maxLength: maxLength(root, c), hasTokenTypes: src.tokenType !== undefined },
+        weights: 'f32',
+        labels,
+      },
+    },
+    { quiet: opts.quiet, summary: `${c.nLayers} layers, ${c.numLabels} labels` },
+  );
 }

@@ -2,13 +2,12 @@
  * LlamaSource → bundle directory: manifest.json, tokenizer.json, embed / layer.N / head graphs for
  * the early-exit path, and `full` (all layers fused) for the fastest full-depth path.
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { SEDAC_VERSION, BUNDLE_FORMAT, BUNDLE_VERSION, type GraphEntry, type Manifest, replaceDir, writeBundleFile, writeManifest } from '../engine/bundle.js';
+import { resolve } from 'node:path';
+import type { Manifest } from '../engine/bundle.js';
+import { writeBundle } from './bundleWriter.js';
 import { tokenizerToJson } from '../engine/tokenizer/index.js';
 import { embedGraph, fullGraph, headGraph, layerGraph, paddedHeadDim } from './llamaGraphs.js';
 import type { GraphBuilder } from './onnx.js';
-import { progressBar } from './progress.js';
 import type { LlamaSource, SourceTensor } from './source.js';
 
 export interface ConvertOptions {
@@ -27,45 +26,27 @@ function weightStorage(src: LlamaSource): string {
 }
 
 export function writeLlamaBundle(src: LlamaSource, outDir: string, opts: ConvertOptions): Manifest {
-  const dir = resolve(outDir);
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
   const c = src.config;
-  const graphs: Record<string, GraphEntry> = {};
-  const bar = progressBar(`convert ${src.name}`, c.nLayers + 3, process.stderr, opts.quiet);
-  const emit = (role: string, g: GraphBuilder): void => {
-    const file = `${role}.onnx`;
-    const entry = writeBundleFile(tmp, file, g.toBytes());
-    graphs[role] = { ...entry, ...g.signature() };
-    bar.tick(role);
-  };
-  try {
-    emit('embed', embedGraph(src));
-    for (let l = 0; l < c.nLayers; l++) emit(`layer.${l}`, layerGraph(src, l));
-    emit('head', headGraph(src));
-    emit('full', fullGraph(src));
-    const tokenizer = writeBundleFile(tmp, 'tokenizer.json', JSON.stringify(tokenizerToJson(src.tokenizer)));
-    const manifest: Manifest = {
-      format: BUNDLE_FORMAT,
-      version: BUNDLE_VERSION,
-      task: 'generate',
-      architecture: 'llama',
-      name: src.name,
-      source: { format: src.format, path: resolve(opts.sourcePath), sha256: src.sha256 },
-      config: { ...c, kvHeadDim: paddedHeadDim(c) },
-      weights: weightStorage(src),
-      tokenizer,
-      graphs,
-      sedac_version: SEDAC_VERSION,
-      created_at: new Date().toISOString(),
-    };
-    writeManifest(tmp, manifest);
-    replaceDir(tmp, dir);
-    bar.done(`${c.nLayers} layers, weights ${manifest.weights}`);
-    return manifest;
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  const weights = weightStorage(src);
+  return writeBundle(
+    outDir,
+    {
+      graphs: [
+        ['embed', () => embedGraph(src)],
+        ...Array.from({ length: c.nLayers }, (_, l): [string, () => GraphBuilder] => [`layer.${l}`, () => layerGraph(src, l)]),
+        ['head', () => headGraph(src)],
+        ['full', () => fullGraph(src)],
+      ],
+      tokenizer: JSON.stringify(tokenizerToJson(src.tokenizer)),
+      manifest: {
+        task: 'generate',
+        architecture: 'llama',
+        name: src.name,
+        source: { format: src.format, path: resolve(opts.sourcePath), sha256: src.sha256 },
+        config: { ...c, kvHeadDim: paddedHeadDim(c) },
+        weights,
+      },
+    },
+    { quiet: opts.quiet, summary: `${c.nLayers} layers, weights ${weights}` },
+  );
 }

@@ -48,15 +48,15 @@ export interface ExitStep {
 }
 
 /**
- * One token through the plan: run segment after segment, and after each one decide whether the
- * rest of the network is needed for this token.
- */
-/**
  * Replaces the threshold test (benches: oracle exits, replayed exit depths). Called at each exit
  * point with the layers computed so far, the exit head's normalized entropy and logits.
  */
 export type ExitDecision = (layers: number, entropy: number, logits: () => Float32Array) => boolean;
 
+/**
+ * One token through the plan: run segment after segment, and after each one decide whether the
+ * rest of the network is needed for this token.
+ */
 export async function exitStep(d: Decoder, st: ExitState, token: number, plan: ExitPlan, kv: KvMode, decide?: ExitDecision): Promise<ExitStep> {
   const { nLayers, dim } = d.config;
   const run = st.run;
