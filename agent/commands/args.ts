@@ -1,13 +1,25 @@
-/** Small wrapper over node:util parseArgs that turns parse errors into E_USAGE. */
+/**
+ * Small wrapper over node:util parseArgs shared by every command: parse errors and a wrong number
+ * of positional arguments become E_USAGE; `--help` / `-h` prints the usage and returns undefined
+ * (the command then exits 0).
+ */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SedacError } from '../errors.js';
 
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string, positionals: [min: number, max: number] = [0, 0]) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {
     throw new SedacError('E_USAGE', `${(err as Error).message}\n${usage}`);
   }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(usage);
+    return undefined;
+  }
+  const n = parsed.positionals.length;
+  if (n < positionals[0] || n > positionals[1]) throw new SedacError('E_USAGE', usage);
+  return parsed;
 }
 
 export function intOpt(v: string | undefined, name: string, def: number, min = 0): number {

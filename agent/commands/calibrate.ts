@@ -29,17 +29,16 @@ export function parseLevels(spec: string | undefined): Record<string, number> | 
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
+  const args = parse(
     argv,
     { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
     USAGE,
+    [1, 1],
   );
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (!args) return 0;
+  const { values, positionals } = args;
   const [source] = positionals;
-  if (!source || !values.data || positionals.length > 1) throw new SedacError('E_USAGE', USAGE);
+  if (!source || !values.data) throw new SedacError('E_USAGE', USAGE);
   if (values.kv !== undefined && values.kv !== 'recompute' && values.kv !== 'propagate') throw new SedacError('E_USAGE', `--kv must be recompute or propagate`);
   if (values.objective !== undefined && values.objective !== 'speed' && values.objective !== 'layers') throw new SedacError('E_USAGE', `--objective must be speed or layers`);
   const levels = parseLevels(values.levels);

@@ -22,7 +22,7 @@ const USAGE = `usage: sedac classify <model> (--text TEXT | --input FILE.jsonl) 
   --level   exact (full depth), or a calibrated level (high, balanced, eco, critical); default full depth`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
+  const args = parse(
     argv,
     {
       text: { type: 'string', short: 't' },
@@ -33,13 +33,12 @@ export async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
     },
     USAGE,
+    [1, 1],
   );
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (!args) return 0;
+  const { values, positionals } = args;
   const [source] = positionals;
-  if (!source || positionals.length > 1 || (values.text === undefined) === (values.input === undefined)) throw new SedacError('E_USAGE', USAGE);
+  if (!source || (values.text === undefined) === (values.input === undefined)) throw new SedacError('E_USAGE', USAGE);
   const model = await loadModel({ name: source, source, threads: intOpt(values.threads, 'threads', 1, 1), cacheDir: values['cache-dir'], quiet: values.json });
   try {
     if (!model.classify) throw new SedacError('E_USAGE', `${source} is a ${model.task} model; use \`sedac generate\``);

@@ -11,17 +11,16 @@ const USAGE = `usage: sedac eval <model> --data FILE [--level L] [--texts N] [--
   prompts taken from the texts) against the fused full-depth path, interleaved in one process.`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
+  const args = parse(
     argv,
     { data: { type: 'string' }, level: { type: 'string' }, texts: { type: 'string' }, prompts: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' } },
     USAGE,
+    [1, 1],
   );
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (!args) return 0;
+  const { values, positionals } = args;
   const [source] = positionals;
-  if (!source || !values.data || positionals.length > 1) throw new SedacError('E_USAGE', USAGE);
+  if (!source || !values.data) throw new SedacError('E_USAGE', USAGE);
   const opts = { maxTexts: intOpt(values.texts, 'texts', 300, 1), prompts: intOpt(values.prompts, 'prompts', 40, 1), rounds: intOpt(values.rounds, 'rounds', 5, 1) };
   const texts = readTexts(values.data);
   const d = (await loadModel({ name: source, source, threads: intOpt(values.threads, 'threads', 1, 1), quiet: values.json })) as Decoder;

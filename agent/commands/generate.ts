@@ -8,7 +8,7 @@ const USAGE = `usage: sedac generate <model> --prompt TEXT [--max-tokens N] [--t
   <model>  a bundle directory or any convertible source (converted once into the cache)`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
+  const args = parse(
     argv,
     {
       prompt: { type: 'string', short: 'p' },
@@ -22,13 +22,12 @@ export async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
     },
     USAGE,
+    [1, 1],
   );
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (!args) return 0;
+  const { values, positionals } = args;
   const [source] = positionals;
-  if (!source || positionals.length > 1 || values.prompt === undefined) throw new SedacError('E_USAGE', USAGE);
+  if (!source || values.prompt === undefined) throw new SedacError('E_USAGE', USAGE);
   const genOpts = {
     maxTokens: intOpt(values['max-tokens'], 'max-tokens', 64, 1),
     temperature: numOpt(values.temperature, 'temperature', 0, 0, 10),

@@ -20,7 +20,7 @@ const USAGE = `usage: sedac request <route> --text TEXT [--url URL] [--device ID
 Prints the response JSON; exits 0 when status is ok, 1 otherwise.`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parse(
+  const args = parse(
     argv,
     {
       text: { type: 'string', short: 't' },
@@ -37,13 +37,12 @@ export async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
     },
     USAGE,
+    [1, 1],
   );
-  if (v.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  if (!args) return 0;
+  const { values: v, positionals } = args;
   const route = positionals[0];
-  if (!route || positionals.length > 1 || v.text === undefined) throw new SedacError('E_USAGE', USAGE);
+  if (!route || v.text === undefined) throw new SedacError('E_USAGE', USAGE);
   const cfgPath = v.config ?? process.env.SEDAC_CONFIG;
   const cfg = cfgPath ? await readConfigFile(cfgPath) : undefined;
   const protocol = v.protocol === undefined ? 5 : v.protocol === '5' ? 5 : v.protocol === '4' ? 4 : undefined;

@@ -19,12 +19,9 @@ Relative paths in the config resolve against the working directory.`;
 const SYSTEM_CONFIG = '/etc/sedac/sedac.yaml';
 
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { config: { type: 'string', short: 'c' } }, USAGE);
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length > 0) throw new SedacError('E_USAGE', USAGE);
+  const args = parse(argv, { config: { type: 'string', short: 'c' } }, USAGE, [0, 0]);
+  if (!args) return 0;
+  const { values } = args;
   const path = values.config ?? process.env.SEDAC_CONFIG ?? (existsSync(SYSTEM_CONFIG) ? SYSTEM_CONFIG : undefined);
   if (!path) throw new SedacError('E_USAGE', `no config: pass --config FILE or set SEDAC_CONFIG\n${USAGE}`);
   const config = await readConfigFile(path);

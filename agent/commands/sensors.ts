@@ -3,7 +3,6 @@
  * would pick from it. Read-only; useful on a new board before deploying.
  */
 import { readConfigFile } from '../config/load.js';
-import { SedacError } from '../errors.js';
 import { policyConfig, type PolicyConfig } from '../policy/config.js';
 import { decideLevel } from '../policy/decide.js';
 import { DeviceSensors, withAges } from '../sensors/deviceSensors.js';
@@ -20,7 +19,7 @@ const USAGE = `usage: sedac sensors [--sysfs ROOT] [--config FILE] [--samples N]
   --json             print one JSON object instead of text`;
 
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(
+  const args = parse(
     argv,
     {
       sysfs: { type: 'string' },
@@ -32,12 +31,10 @@ export async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
     },
     USAGE,
+    [0, 0],
   );
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length > 0) throw new SedacError('E_USAGE', USAGE);
+  if (!args) return 0;
+  const { values } = args;
   const samples = intOpt(values.samples, 'samples', 1, 1);
   const interval = intOpt(values['interval-ms'], 'interval-ms', 1000, 0);
 
