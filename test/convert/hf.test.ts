@@ -8,8 +8,7 @@ import { readGguf } from '../../agent/convert/gguf.js';
 import { readHfLlama } from '../../agent/convert/hf.js';
 import { parseSafetensors } from '../../agent/convert/safetensors.js';
 import type { HfTokenizerJson, LlamaSource, SentencePieceVocab, SourceTensor } from '../../agent/convert/source.js';
-import { SedacError } from '../../agent/errors.js';
-import { f32Bytes, f32Values, linkFolder, MODELS, permuteToHf, safetensorsBytes, spModelBytes, tempDir, writeJson, type StTensor } from '../helpers/fixtures.js';
+import { f32Bytes, f32Values, linkFolder, MODELS, permuteToHf, rejectsWith, safetensorsBytes, spModelBytes, tempDir, writeJson, type StTensor } from '../helpers/fixtures.js';
 
 /** Undo HF's q/k permutation: HF row h*hd + j*hd/2 + i holds Meta row h*hd + 2i + j. */
 function unpermute(hf: Float32Array, nHeads: number, rows: number, cols: number): Float32Array {
@@ -48,14 +47,6 @@ function assertSameWeights(hf: LlamaSource, gguf: LlamaSource): void {
   }
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, mention: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof SedacError, `expected SedacError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, mention);
-    return true;
-  });
-}
 
 describe('Hugging Face reader on the shared caption models', () => {
   for (const ee of [false, true]) {

@@ -16,7 +16,7 @@ import { ensureBundle } from '../../agent/convert/cache.js';
 import { fetchHubModel, parseHubRef } from '../../agent/convert/hub.js';
 import { loadModel, type LoadedModel } from '../../agent/engine/index.js';
 import { SedacError } from '../../agent/errors.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { rejectsWith, tempDir } from '../helpers/fixtures.js';
 import { sharedPath } from '../helpers/shared.js';
 
 /** short: the hub states only the size (no sha256) and the CDN ends a chunked body early but cleanly */
@@ -142,14 +142,6 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(join(dir, f)).isFile());
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, mention: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof SedacError, `expected SedacError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, mention);
-    return true;
-  });
-}
 
 /** loadModel has no endpoint field: point HF_ENDPOINT at the fake hub for the call only. */
 async function loadFromHub(hub: FakeHub, source: string, cacheDir: string): Promise<LoadedModel> {

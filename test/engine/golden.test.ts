@@ -8,23 +8,8 @@ import { after, describe, test } from 'node:test';
 import type { Decoder } from '../../agent/engine/decoder.js';
 import { argmax } from '../../agent/engine/sampling.js';
 import { sharedDecoder } from '../helpers/bundles.js';
+import { highMarginGoldens, storiesGolden } from '../helpers/readmeGoldens.js';
 import { sharedPath } from '../helpers/shared.js';
-
-const STORIES_GOLDEN = `, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.
-Lily's mom said, "Lily, let's go to the park." Lily was sad and didn't know what to do. She said, "I want to play with your ball, but I can't find it."
-Lily was sad and didn't know what to do. She said, "I'm sorry, Lily. I didn't know what to do."`;
-
-/** The README's golden block for a model, parsed so the test reads the README itself, not a copy. */
-function readmeGoldens(model: string): [string, number[], number[]][] {
-  const text = readFileSync(sharedPath(`models/${model}/README.md`), 'utf8');
-  const out: [string, number[], number[]][] = [];
-  const re = /- prompt `([^`]+)` → prompt ids `\[([\d, ]+)\]`\n\s+- generated ids: `\[([\d, ]+)\]`\n(?:.*\n){1,2}\s+- smallest top-1 minus top-2 logit margin along the greedy path: ([\d.]+)/g;
-  for (const m of text.matchAll(re)) {
-    if (Number(m[4]) < 0.2) continue; // near-ties may legitimately differ (README)
-    out.push([m[1]!, m[2]!.split(',').map(Number), m[3]!.split(',').map(Number)]);
-  }
-  return out;
-}
 
 async function greedyIds(d: Decoder, promptIds: number[], max: number, eos: number): Promise<number[]> {
   const s = d.newState();
@@ -58,8 +43,9 @@ describe('stories260K (GGUF, llama.cpp golden)', () => {
   // exactly the first 178 tokens, and token 179 is the newline before a last, cut-off line.
   test('greedy 200 tokens from "Once upon a time" equal the golden text', async () => {
     const d = await decoder('models/stories260K/stories260K.gguf');
-    assert.deepEqual(d.encodePrompt('Once upon a time'), [1, 403, 407, 261, 378]);
-    const r = await d.generate('Once upon a time', { maxTokens: 200 });
+    const { prompt, promptIds, text: STORIES_GOLDEN } = storiesGolden();
+    assert.deepEqual(d.encodePrompt(prompt), promptIds);
+    const r = await d.generate(prompt, { maxTokens: 200 });
     assert.equal(r.tokens.length, 200);
     assert.equal(r.stop, 'max_tokens');
     assert.equal(d.tokenizer.decode(r.tokens.slice(0, 178)), STORIES_GOLDEN);
@@ -87,14 +73,14 @@ describe('stories260K (GGUF, llama.cpp golden)', () => {
 
 for (const model of ['caption-lm-8L', 'caption-lm-8L-ee']) {
   describe(`${model} goldens (torch / llama.cpp)`, () => {
-    const goldens = readmeGoldens(model);
+    const goldens = highMarginGoldens(model, 0.2); // near-ties may legitimately differ (README)
     test('README lists high-margin goldens', () => {
       assert.ok(goldens.length >= 2, `expected ≥ 2 high-margin goldens in the ${model} README, found ${goldens.length}`);
     });
     for (const form of [`${model}.gguf`, `${model}.f16.gguf`, 'hf']) {
       test(`${form}: greedy ids equal the goldens`, async () => {
         const d = await decoder(`models/${model}/${form}`);
-        for (const [prompt, promptIds, golden] of goldens) {
+        for (const { prompt, promptIds, generated: golden } of goldens) {
           assert.deepEqual(d.encodePrompt(prompt), promptIds, `prompt ids of '${prompt}'`);
           assert.deepEqual(await greedyIds(d, promptIds, 64 - promptIds.length, 2), golden, `generation from '${prompt}'`);
         }

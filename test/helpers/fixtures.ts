@@ -4,10 +4,12 @@
  * the shared models. The writers follow the published formats and are written independently of
  * the readers (they never call reader code).
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProtoWriter } from '../../agent/convert/protobuf.js';
+import { SedacError } from '../../agent/errors.js';
 import type { LlamaSource, SentencePieceVocab, SourceTensor } from '../../agent/convert/source.js';
 import { sharedPath } from './shared.js';
 
@@ -233,4 +235,14 @@ export function linkFolder(src: string, dst: string, skip: string[] = []): void 
 
 export function writeJson(path: string, v: unknown): void {
   writeFileSync(path, JSON.stringify(v, null, 2));
+}
+
+/** Assert that `p` rejects with a SedacError of `code` whose message mentions `mention`. */
+export async function rejectsWith(p: Promise<unknown>, code: string, mention: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof SedacError, `expected SedacError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, mention);
+    return true;
+  });
 }

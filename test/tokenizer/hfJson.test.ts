@@ -12,7 +12,7 @@ import { parseSentencePieceModel } from '../../agent/convert/spModel.js';
 import { createTokenizer, type EngineTokenizer } from '../../agent/engine/tokenizer/index.js';
 import { buildDecoder, buildPreTokenizer } from '../../agent/engine/tokenizer/hfComponents.js';
 import { sharedPath } from '../helpers/shared.js';
-import { captionGoldens, jsonlTexts } from './readmeGoldens.js';
+import { captionGoldens, jsonlTexts } from '../helpers/readmeGoldens.js';
 
 function hfTokenizer(model: string): EngineTokenizer {
   const json: unknown = JSON.parse(readFileSync(sharedPath(`models/${model}/hf/tokenizer.json`), 'utf8'));

@@ -11,7 +11,7 @@ import { readGguf } from '../../agent/convert/gguf.js';
 import type { TokenizerSource } from '../../agent/convert/source.js';
 import { createTokenizer, readTokenizerFile, tokenizerFromJson, tokenizerToJson } from '../../agent/engine/tokenizer/index.js';
 import { sharedPath } from '../helpers/shared.js';
-import { captionGoldens, jsonlTexts } from './readmeGoldens.js';
+import { captionGoldens, jsonlTexts } from '../helpers/readmeGoldens.js';
 
 const captions = jsonlTexts('data/flickr8k_captions/val.jsonl');
 

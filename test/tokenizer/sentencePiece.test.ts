@@ -10,7 +10,7 @@ import type { SentencePieceVocab } from '../../agent/convert/source.js';
 import { parseSentencePieceModel } from '../../agent/convert/spModel.js';
 import { createTokenizer, type EngineTokenizer } from '../../agent/engine/tokenizer/index.js';
 import { sharedPath } from '../helpers/shared.js';
-import { captionGoldens, storiesGolden } from './readmeGoldens.js';
+import { captionGoldens, storiesGolden } from '../helpers/readmeGoldens.js';
 
 const CAPTION_MODELS = ['caption-lm-8L', 'caption-lm-8L-ee'];
 

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { bertTokenizerJson, createTokenizer, type EngineTokenizer } from '../../agent/engine/tokenizer/index.js';
 import { sharedPath } from '../helpers/shared.js';
-import { bertGoldens, jsonlTexts } from './readmeGoldens.js';
+import { bertGoldens, jsonlTexts } from '../helpers/readmeGoldens.js';
 
 const HF = 'models/moderation-bert-6L/hf';
 const CLS = 2;

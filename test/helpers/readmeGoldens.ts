@@ -1,9 +1,10 @@
 /**
  * Goldens read from the ../shared model READMEs themselves (never copied into the tests), for the
- * tokenizer tests. Each parser fails loudly when the README no longer has what it looks for.
+ * tokenizer, reference and engine tests. Each parser fails loudly when the README no longer has what
+ * it looks for.
  */
 import { readFileSync } from 'node:fs';
-import { sharedPath } from '../helpers/shared.js';
+import { sharedPath } from './shared.js';
 
 const ids = (s: string): number[] => s.split(',').map((x) => Number(x.trim()));
 
@@ -17,22 +18,33 @@ export interface CaptionGolden {
   promptIds: number[] | undefined;
   generated: number[];
   fullText: string;
+  /** the README's smallest top-1 minus top-2 logit margin along the greedy path (main prompts only) */
+  margin: number | undefined;
 }
 
 /** Every prompt of a caption model's README: prompt ids, generated ids and the full text. */
 export function captionGoldens(model: string): CaptionGolden[] {
   const text = readme(model);
   const out: CaptionGolden[] = [];
-  const main = /- prompt `([^`]+)` → prompt ids `\[([\d, ]+)\]`\n\s+- generated ids: `\[([\d, ]+)\]`\n\s+- full text: `([^`]+)`/g;
+  const main = /- prompt `([^`]+)` → prompt ids `\[([\d, ]+)\]`\n\s+- generated ids: `\[([\d, ]+)\]`\n\s+- full text: `([^`]+)`\n\s+- smallest top-1 minus top-2 logit margin along the greedy path: ([\d.]+)/g;
   for (const m of text.matchAll(main)) {
-    out.push({ prompt: m[1] as string, promptIds: ids(m[2] as string), generated: ids(m[3] as string), fullText: m[4] as string });
+    out.push({ prompt: m[1] as string, promptIds: ids(m[2] as string), generated: ids(m[3] as string), fullText: m[4] as string, margin: Number(m[5]) });
   }
   const more = /^- `([^`]+)` → ids `\[([\d, ]+)\]` → `([^`]+)`$/gm;
   for (const m of text.matchAll(more)) {
-    out.push({ prompt: m[1] as string, promptIds: undefined, generated: ids(m[2] as string), fullText: m[3] as string });
+    out.push({ prompt: m[1] as string, promptIds: undefined, generated: ids(m[2] as string), fullText: m[3] as string, margin: undefined });
   }
   if (out.filter((g) => g.promptIds).length < 5) throw new Error(`${model}/README.md: expected at least 5 prompt goldens, found ${out.length}`);
   return out;
+}
+
+export type PromptGolden = CaptionGolden & { promptIds: number[]; margin: number };
+
+/** The README prompts whose greedy path keeps a top-1/top-2 margin of at least `min`, widest first. */
+export function highMarginGoldens(model: string, min: number): PromptGolden[] {
+  return captionGoldens(model)
+    .filter((g): g is PromptGolden => g.promptIds !== undefined && g.margin !== undefined && g.margin >= min)
+    .sort((a, b) => b.margin - a.margin);
 }
 
 /** stories260K: the prompt ids and the llama.cpp continuation text. */
