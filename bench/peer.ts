@@ -13,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './stats.js';
 import type { PeerWorkerJob, PeerWorkerOutput } from './peerWorker.js';
 
 export interface PeerOptions {
@@ -133,12 +134,6 @@ export async function ensurePeer(install = true): Promise<{ entry: string; versi
   return { entry: join(nlcDir, 'dist', 'index.js'), version };
 }
 
-/** Median of a non-empty list. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /**
  * Greedy-decode `nTokens` after the prompt with llama.cpp in a child process, `runs` times after a

@@ -54,6 +54,14 @@ export function agreement(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return a.length ? same / a.length : NaN;
 }
 
+/** Median (mean of the middle two for an even count); NaN for an empty list. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 export function percentile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

@@ -6,6 +6,7 @@
 import type { Decoder } from '../engine/decoder.js';
 import { generateIds, resolveLevel } from '../engine/generation.js';
 import { argmax, makeSampler } from '../engine/sampling.js';
+import { median } from './classifierMetrics.js';
 import { replayLevel } from './holdout.js';
 
 export interface EvalOptions {
@@ -34,10 +35,6 @@ export interface EvalResult {
   gen_mean_layers: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 /** Token ids and the full model's argmax at every position, for teacher forcing. */
 export async function fullTargets(d: Decoder, texts: string[], maxTexts: number): Promise<{ ids: number[]; target: Int32Array }[]> {

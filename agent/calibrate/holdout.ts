@@ -10,6 +10,7 @@ import type { DecoderLadder, LadderLevel } from '../engine/ladder.js';
 import { generateIds } from '../engine/generation.js';
 import { progressBar } from '../convert/progress.js';
 import { argmax, makeSampler } from '../engine/sampling.js';
+import { median } from './classifierMetrics.js';
 import type { DecoderCalibrationData } from './decoderData.js';
 
 export interface ReplayStats {
@@ -75,8 +76,7 @@ export async function measuredSpeedup(d: Decoder, level: LadderLevel, prompts: n
     const full = await time(undefined);
     ratios.push(full / (await time(level)));
   }
-  ratios.sort((a, b) => a - b);
-  return Math.round(ratios[ratios.length >> 1]! * 1000) / 1000;
+  return Math.round(median(ratios) * 1000) / 1000;
 }
 
 export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: string[], data: DecoderCalibrationData, holdIdx: Int32Array, maxTexts: number, quiet: boolean): Promise<void> {

@@ -177,8 +177,7 @@ export class Decoder implements LoadedModel {
 
   /** Prompt → [BOS] + ids, checked against the context. */
   encodePrompt(prompt: string): number[] {
-    const ids = this.tokenizer.encode(prompt);
-    if (this.tokenizer.bos !== undefined) ids.unshift(this.tokenizer.bos);
+    const ids = this.encodePromptTruncated(prompt, Infinity);
     if (ids.length === 0) throw new SedacError('E_INPUT', 'the prompt encodes to no tokens');
     if (ids.length >= this.config.maxSeqLen) {
       throw new SedacError('E_INPUT', `the prompt is ${ids.length} tokens; the model's context is ${this.config.maxSeqLen}`);
