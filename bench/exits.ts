@@ -106,7 +106,7 @@ async function prepare(name: string, gguf: string, trainFile: string, root: stri
     const L = d.config.nLayers;
     const perLayer = Array.from({ length: L - 1 }, (_, i) => i + 1);
     const m = readManifest(dir, true);
-    addSegmentGraphs(dir, m, src, [...perLayer.flatMap((e) => segmentsFor([e], L, ladder.kv)), ...segmentsFor(perLayer, L, ladder.kv)], lenses);
+    addSegmentGraphs(dir, m, src, [...perLayer.flatMap((e) => segmentsFor([e], L, ladder.kv)), ...segmentsFor(perLayer, L, ladder.kv), ...ladder.levels.flatMap((l) => l.plan?.segments ?? [])], lenses);
     writeManifest(dir, m);
     return { dir, ladder, calibrateS };
   } finally {

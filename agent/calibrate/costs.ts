@@ -4,7 +4,8 @@
  * Four timings, interleaved, the fastest of several rounds: a one-layer segment with an exit head
  * (call + layer + head), the same without the head (call + layer), a graph that only takes the same
  * per-step inputs and returns one of them (the call itself: binding, feeds, dispatch floor), and the
- * fused full-depth graph (call + L·layer + head, with the whole model's cache footprint).
+ * fused full-depth graph (call + L·layer + head, with the whole model's cache footprint). Then the
+ * fused graph on 1…maxBatch tokens at once: what a speculative verification of that many costs.
  */
 import { IO, segmentGraph } from '../convert/llamaGraphs.js';
 import type { LlamaSource } from '../convert/source.js';
@@ -24,7 +25,7 @@ async function timeIt(fn: () => Promise<unknown>, reps: number): Promise<number>
   return ((performance.now() - t0) / reps) * 1000;
 }
 
-export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, reps = 40): Promise<CostModel> {
+export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, reps = 40, maxBatch = 9): Promise<CostModel> {
   const { nLayers: L, maxSeqLen } = d.config;
   const tok = d.tokenizer.bos ?? 1;
   const run = d.newState();
@@ -58,5 +59,12 @@ export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, rep
   // faster than the layers of a model whose weights do not fit (caption-lm-8L: 7.5 MB vs 2 MB L2)
   const layer = Math.max(0.5, best(exit2) - call, (best(full) - call - head) / L);
   const round = (x: number) => Math.round(x * 10) / 10;
-  return { call_us: round(call), layer_us: round(layer), head_us: round(head) };
+
+  // verification of n tokens: the fused graph from the same position, n = 1 … maxBatch
+  const batches = Array.from({ length: Math.max(1, Math.min(maxBatch, maxSeqLen - run.pos)) }, (_, i) => i + 1);
+  const verify = batches.map(() => [] as number[]);
+  for (let r = 0; r < Math.ceil(rounds / 2); r++) {
+    for (const n of batches) verify[n - 1]!.push(await timeIt(() => d.forward(Array.from({ length: n }, () => tok), d.newState(run)), Math.ceil(reps / 2)));
+  }
+  return { call_us: round(call), layer_us: round(layer), head_us: round(head), verify_us: verify.map((v) => round(best(v))) };
 }

@@ -6,21 +6,24 @@
  * Splits are by text (index mod 5): 0–1 fit the lenses and the threshold family, 2–3 test the
  * levels (Learn-then-Test), 4 is held out for the final check.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadSource } from '../convert/detect.js';
 import { type AffineLens, exitProbeGraph, segmentGraph } from '../convert/llamaGraphs.js';
 import { progressBar } from '../convert/progress.js';
 import type { LlamaSource } from '../convert/source.js';
 import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
-import { DEFAULT_TARGETS, type DecoderLadder, type ExitHeadChoice, type KvMode, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type KvMode, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
 import { measureCosts } from './costs.js';
-import { checkHoldout } from './holdout.js';
+import { checkHoldout, heldOutSequences, measuredSpeedup, usedTexts } from './holdout.js';
+import { loadModel } from '../engine/index.js';
 import { fitAffineLens } from './lens.js';
-import { type TokenTable, choosePlan, fitThresholdFamily, fusedCost, predictedCost } from './exitTable.js';
+import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlan } from './exitTable.js';
+import { type DraftChoice, drafterCandidates } from './speculation.js';
 
 export interface DecoderCalibrateOptions {
   /** level name → target agreement; default DEFAULT_TARGETS */
@@ -117,6 +120,53 @@ export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv:
   writeManifest(dir, m);
 }
 
+/** Candidate plans timed per level, and candidate drafters for `exact`. */
+const MEASURED = 3;
+/** Prompts (BOS + 2 tokens of fit-split texts) the candidates are timed on. */
+const PROMPTS = 60;
+
+function structureExits(s: Structure): number[] {
+  return s.cap === undefined ? s.points : [...s.points, s.cap];
+}
+
+/** An exit plan from a structure and per-point thresholds (the cap's is 1: normalized entropy never exceeds it). */
+function planOf(s: Structure, thresholds: number[], L: number, kv: KvMode): ExitPlan {
+  const exits = structureExits(s);
+  return { exits, thresholds: exits.map((e) => (e === s.cap ? 1 : thresholds[e - 1]!)), ...(s.cap === undefined ? {} : { cap: s.cap }), segments: segmentsFor(exits, L, kv, s.cap) };
+}
+
+function exitsLevel(name: string, target: number, plan: ExitPlan): LadderLevel {
+  return { name, target, mode: 'exits', plan };
+}
+
+/** The exact level drafting with the first `depth` layers. */
+function exactLevel(dr: DraftChoice, L: number, kv: KvMode, costs: CostModel): LadderLevel {
+  const k = dr.depth;
+  return {
+    name: 'exact',
+    target: 1,
+    mode: 'speculative',
+    plan: { exits: [k], thresholds: [1], cap: k, segments: segmentsFor([k], L, kv, k) },
+    max_draft: dr.maxDraft,
+    ...(Number.isFinite(dr.stop) ? { draft_stop: dr.stop } : {}),
+    predicted_speedup: costs.verify_us![0]! / dr.usPerToken,
+  };
+}
+
+function planKey(l: LadderLevel): string {
+  const p = l.plan!;
+  return `${l.mode}:${p.exits.join(',')}${p.cap === undefined ? '' : ` cap ${p.cap}`}${l.max_draft === undefined ? '' : ` draft ${l.max_draft} stop ${l.draft_stop?.toFixed(3) ?? '-'}`}`;
+}
+
+/** Remove segment graphs (seg.*) no level uses from the bundle. */
+function pruneSegmentGraphs(dir: string, m: Manifest, keep: Set<string>): void {
+  for (const role of Object.keys(m.graphs)) {
+    if (!role.startsWith('seg.') || keep.has(role)) continue;
+    rmSync(join(dir, m.graphs[role]!.file), { force: true });
+    delete m.graphs[role];
+  }
+}
+
 export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string, opts: DecoderCalibrateOptions = {}): Promise<DecoderLadder> {
   const m = readManifest(dir, true);
   const src = await bundleSource(m);
@@ -158,37 +208,91 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   }
   hb.done();
 
-  // 3. what calls, layers and heads cost on this machine, then each level's plan
+  // 3. what calls, layers and heads cost on this machine; each level's candidate plans, predicted
+  // cheapest first on the fit split (one per cap), and the exact level's candidate drafters
   const costs = await measureCosts(d, src);
   const family = fitThresholdFamily(fit, L, Math.max(20, Math.ceil(0.002 * fit.full.length)));
+  const kv = opts.kv ?? 'recompute';
+  const bySpeed = opts.objective !== 'layers';
+  const objective = bySpeed ? costs : { call_us: 0, layer_us: 1, head_us: 0 };
+  const named = Object.entries(targets).filter(([, target]) => target < 1);
+  const shortlist = (all: Candidate[]) => {
+    // the cheapest predicted, and the cheapest capped one (the cost model sees no per-call engine
+    // overhead, so it favours plans with more segments)
+    const top = all.slice(0, bySpeed ? MEASURED : 1);
+    const capped = all.find((c) => c.s.cap !== undefined);
+    return bySpeed && capped && !top.includes(capped) ? [...top, capped] : top;
+  };
+  const candidates = new Map(named.map(([name, target]) => [name, shortlist(planCandidates(family, fit, L, target, confidence, objective))]));
+  const drafters = 'exact' in targets && bySpeed ? drafterCandidates(cal, Int32Array.from(calIdx, (i) => data.textOf[i]!), L, costs).slice(0, MEASURED) : [];
+
+  // 4. optimizing for speed, the candidates are timed through the real engine (the cost model
+  // ranks them, a measurement decides): free-running greedy generation on fit-split prompts,
+  // interleaved with the fused full-depth graph
+  const speedOf = new Map<string, number>();
+  if (bySpeed && (drafters.length > 0 || [...candidates.values()].some((c) => c.length > 0))) {
+    const trial: LadderLevel[] = [
+      ...[...candidates.values()].flat().map((c) => exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv))),
+      ...drafters.map((dr) => exactLevel(dr, L, kv, costs)),
+    ];
+    addSegmentGraphs(dir, m, src, trial.flatMap((l) => l.plan!.segments), lenses);
+    writeManifest(dir, m);
+    const probe = (await loadModel({ name: 'calibrate', source: dir })) as Decoder;
+    try {
+      const used = usedTexts(probe, texts, data);
+      const prompts = heldOutSequences(data, (t) => used[t]!, fitIdx, PROMPTS).filter((q) => q.ids.length > 3).map((q) => q.ids.slice(0, 3));
+      const tb = progressBar('calibrate: timing candidate plans', trial.length, process.stderr, quiet);
+      for (const level of trial) {
+        const key = planKey(level);
+        if (!speedOf.has(key)) speedOf.set(key, await measuredSpeedup(probe, level, prompts));
+        tb.tick(`${key}: ${speedOf.get(key)}×`);
+      }
+      tb.done();
+    } finally {
+      await probe.dispose();
+    }
+  }
+
+  // 5. per level: the fastest measured candidate (or the cheapest predicted one), its thresholds
+  // set by Learn-then-Test on the calibration split
   const levels: LadderLevel[] = [];
-  const objective = opts.objective === 'layers' ? { call_us: 0, layer_us: 1, head_us: 0 } : costs;
-  for (const [name, target] of Object.entries(targets)) {
-    if (target >= 1) continue; // the exact level is built below from the others
-    const plan = choosePlan(family, cal, L, target, confidence, objective);
-    const gain = fusedCost(objective, L) / plan.predictedUs;
-    const speedup = fusedCost(costs, L) / predictedCost(costs, plan.exits, plan.fit.calibration, L);
+  for (const [name, target] of named) {
+    const cands = candidates.get(name)!;
+    const speed = (c: Candidate) => speedOf.get(planKey(exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv)))) ?? 0;
+    const pick = bySpeed ? [...cands].sort((x, y) => speed(y) - speed(x))[0] : cands[0];
+    const plan = testPlan(family, cal, L, pick?.s, target, confidence, objective);
     const sim = plan.fit.calibration;
     const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
-    if (plan.exits.length === 0 || gain <= 1) levels.push({ ...base, mode: 'full', predicted_speedup: 1 });
-    else levels.push({ ...base, mode: 'exits', plan: { exits: plan.exits, thresholds: plan.exits.map((e) => plan.fit.thresholds[e - 1]!), segments: segmentsFor(plan.exits, L, opts.kv ?? 'recompute') }, predicted_speedup: speedup });
+    const speedup = fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L);
+    if (plan.exits.length === 0) {
+      const why = pick ? `its plan (exits ${structureExits(pick.s).join(',')}) did not hold the target on the calibration split` : 'no plan meets the target';
+      levels.push({ ...base, mode: 'full', predicted_speedup: 1, note: `${why}: runs the full-depth graph` });
+      continue;
+    }
+    const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv));
+    Object.assign(level, base, { predicted_speedup: speedup });
+    if (bySpeed && pick && speed(pick) < 1) {
+      level.mode = 'full';
+      level.note = `the fastest candidate plan measured ${speed(pick)}× full-depth speed: runs the full-depth graph`;
+    } else if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) {
+      level.mode = 'full';
+    }
+    levels.push(level);
   }
   if ('exact' in targets) {
-    // lossless self-speculation pays only in speed, never in layers (verification runs them all):
-    // drafts from the most aggressive plan that still agrees ≥ 97 % (or the best there is); the
-    // held-out check measures it and falls back to full depth when it is slower
-    const drafts = levels.filter((l) => l.plan);
-    const draft = drafts.filter((l) => l.target >= 0.97).at(-1) ?? drafts[0];
-    const speculative = opts.objective !== 'layers' && draft?.plan;
-    levels.unshift(speculative ? { name: 'exact', target: 1, mode: 'speculative', plan: draft.plan, max_draft: 4 } : { name: 'exact', target: 1, mode: 'full' });
+    // lossless self-speculation pays only in speed, never in layers (verification runs them all)
+    const best = [...drafters].sort((x, y) => (speedOf.get(planKey(exactLevel(y, L, kv, costs))) ?? 0) - (speedOf.get(planKey(exactLevel(x, L, kv, costs))) ?? 0))[0];
+    const measured = best && (speedOf.get(planKey(exactLevel(best, L, kv, costs))) ?? 0);
+    if (best && measured! > 1) levels.unshift(exactLevel(best, L, kv, costs));
+    else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${measured}× full-depth speed: runs the full-depth graph` } : {}) });
   }
   levels.sort((a, b) => b.target - a.target);
 
-  // 4. the segment graphs the plans need, written into the bundle
+  // 6. the segment graphs the levels need, written into the bundle
   addSegmentGraphs(dir, m, src, levels.flatMap((l) => l.plan?.segments ?? []), lenses);
   const ladder: DecoderLadder = {
     version: 1,
-    kv: opts.kv ?? 'recompute',
+    kv,
     objective: opts.objective ?? 'speed',
     confidence,
     heads,
@@ -200,8 +304,10 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   m.extras = { ...(m.extras ?? {}), ladder };
   writeManifest(dir, m);
 
-  // 5. held-out check through the real engine (teacher forcing with real exits and lazy K/V)
+  // 7. held-out check through the real engine (teacher forcing with real exits and lazy K/V)
   await checkHoldout(dir, ladder, texts, data, holdIdx, opts.holdoutTexts ?? 300, quiet);
+  // graphs of candidates not chosen, and of plans that run full depth, are not kept
+  pruneSegmentGraphs(dir, m, new Set(levels.flatMap((l) => (l.mode === 'full' ? [] : l.plan!.segments))));
   writeManifest(dir, m);
   return ladder;
 }

@@ -90,26 +90,43 @@ export function fitThresholdFamily(t: TokenTable, nLayers: number, minExits: num
   });
 }
 
+/**
+ * The shape of a plan before thresholds: the exit points that may get an entropy threshold, and an
+ * optional cap — the deepest layer run, where every token still running exits (static truncation;
+ * entropy exits may come before it).
+ */
+export interface Structure {
+  points: number[];
+  cap?: number;
+}
+
 export interface LevelFit {
-  /** the chosen thresholds (all -1 when no ε passed: full depth) */
+  /** the chosen thresholds per exit point (-1 = none; Infinity at the cap) */
   thresholds: number[];
   calibration: Simulation & { upper: number };
 }
 
-/** Learn-then-Test over the family restricted to `points` (exit points kept), in order of ε. */
-export function chooseThresholds(family: number[][], cal: TokenTable, nLayers: number, points: Set<number>, target: number, confidence: number): LevelFit {
+/** A family row restricted to a structure. */
+function restrict(row: number[], s: Structure): number[] {
+  return row.map((tau, k) => (k + 1 === s.cap ? Infinity : s.points.includes(k + 1) ? tau : -1));
+}
+
+/**
+ * Learn-then-Test over the family restricted to a structure, in order of ε: the hypotheses "this
+ * row's agreement < target" are tested in sequence with a binomial test at δ = 1 − confidence,
+ * starting from the structure with no entropy exits (full depth, or plain truncation at the cap),
+ * and the last one rejected is kept. Undefined when even the first is not rejected (a cap too shallow).
+ */
+export function chooseThresholds(family: number[][], table: TokenTable, nLayers: number, s: Structure, target: number, confidence: number): LevelFit | undefined {
   const delta = 1 - confidence;
-  const none = new Array<number>(nLayers - 1).fill(-1);
-  let chosen = none;
-  let sim = simulateTable(cal, none, nLayers);
-  for (const row of family) {
-    const thresholds = row.map((tau, k) => (points.has(k + 1) ? tau : -1));
-    const s = simulateTable(cal, thresholds, nLayers);
-    if (binomCdf(s.disagreements, s.n, 1 - target) > delta) break;
-    chosen = thresholds;
-    sim = s;
+  let fit: LevelFit | undefined;
+  for (const row of [new Array<number>(nLayers - 1).fill(-1), ...family]) {
+    const thresholds = restrict(row, s);
+    const sim = simulateTable(table, thresholds, nLayers);
+    if (binomCdf(sim.disagreements, sim.n, 1 - target) > delta) break;
+    fit = { thresholds, calibration: { ...sim, upper: clopperPearsonUpper(sim.disagreements, sim.n, delta) } };
   }
-  return { thresholds: chosen, calibration: { ...sim, upper: clopperPearsonUpper(sim.disagreements, sim.n, delta) } };
+  return fit;
 }
 
 /** Predicted µs per token of a plan from the cost model and where tokens exit. */
@@ -134,29 +151,69 @@ export function fusedCost(costs: CostModel, nLayers: number): number {
 }
 
 export interface PlanChoice {
+  /** exit points with a threshold, ascending; the cap (if any) is the last */
   exits: number[];
+  cap?: number;
   fit: LevelFit;
   predictedUs: number;
 }
 
+/** The exit points a fit actually uses. */
+function usedExits(fit: LevelFit): number[] {
+  return fit.thresholds.flatMap((tau, k) => (tau >= 0 ? [k + 1] : []));
+}
+
+export interface Candidate {
+  s: Structure;
+  /** thresholds as fitted on the fit split (for measuring the candidate's speed) */
+  thresholds: number[];
+  /** predicted µs per token on the fit split */
+  us: number;
+}
+
 /**
- * Exit points that pay: start from every point that has a threshold, drop greedily the one whose
- * removal lowers the predicted cost most, while any does. Each candidate is LTT-tested on its own.
+ * A level's candidate structures, cheapest predicted first, chosen on the fit split (where the
+ * thresholds were fitted): for full depth and for every cap, start from every point before it that
+ * has a threshold and drop greedily the one whose removal lowers the predicted cost most, while any
+ * does; one candidate per cap that meets the target there.
  */
-export function choosePlan(family: number[][], cal: TokenTable, nLayers: number, target: number, confidence: number, costs: CostModel): PlanChoice {
-  const evaluate = (pts: number[]): PlanChoice => {
-    const fit = chooseThresholds(family, cal, nLayers, new Set(pts), target, confidence);
-    const exits = pts.filter((e) => fit.thresholds[e - 1]! >= 0);
-    return { exits, fit, predictedUs: predictedCost(costs, exits, fit.calibration, nLayers) };
-  };
-  let best = evaluate(Array.from({ length: nLayers - 1 }, (_, i) => i + 1).filter((e) => family.some((row) => row[e - 1]! >= 0)));
-  for (;;) {
-    let improved: PlanChoice | undefined;
-    for (const e of best.exits) {
-      const c = evaluate(best.exits.filter((x) => x !== e));
-      if (c.predictedUs < (improved ?? best).predictedUs) improved = c;
+export function planCandidates(family: number[][], fit: TokenTable, nLayers: number, target: number, confidence: number, costs: CostModel): Candidate[] {
+  const plausible = Array.from({ length: nLayers - 1 }, (_, i) => i + 1).filter((e) => family.some((row) => row[e - 1]! >= 0));
+  const out: Candidate[] = [];
+  for (const cap of [undefined, ...Array.from({ length: nLayers - 1 }, (_, i) => i + 1)]) {
+    const evaluate = (points: number[]): Candidate | undefined => {
+      const f = chooseThresholds(family, fit, nLayers, { points, cap }, target, confidence);
+      return f && { s: { points: points.filter((e) => f.thresholds[e - 1]! >= 0), cap }, thresholds: f.thresholds, us: predictedCost(costs, usedExits(f), f.calibration, nLayers) };
+    };
+    let cur = evaluate(plausible.filter((e) => cap === undefined || e < cap));
+    if (!cur) continue;
+    for (;;) {
+      let improved: Candidate | undefined;
+      for (const e of cur.s.points) {
+        const c = evaluate(cur.s.points.filter((x) => x !== e));
+        if (c && c.us < (improved ?? cur).us) improved = c;
+      }
+      if (!improved) break;
+      cur = improved;
     }
-    if (!improved) return best;
-    best = improved;
+    if (cur.s.points.length > 0 || cap !== undefined) out.push(cur);
   }
+  return out.sort((a, b) => a.us - b.us);
+}
+
+/**
+ * The one structure chosen for a level, tested on the calibration split (one Learn-then-Test
+ * sequence per level, so the guarantee holds at the stated confidence); if it fails there, the
+ * level runs full depth.
+ */
+export function testPlan(family: number[][], cal: TokenTable, nLayers: number, s: Structure | undefined, target: number, confidence: number, costs: CostModel): PlanChoice {
+  const chosen = (s && chooseThresholds(family, cal, nLayers, s, target, confidence)) ?? chooseThresholds(family, cal, nLayers, { points: [] }, target, confidence)!;
+  const exits = usedExits(chosen);
+  const cap = chosen.thresholds.some((t) => t === Infinity) ? exits.at(-1) : undefined;
+  return { exits, ...(cap === undefined ? {} : { cap }), fit: chosen, predictedUs: predictedCost(costs, exits, chosen.calibration, nLayers) };
+}
+
+/** The plan predicted cheapest on the fit split, tested on the calibration split. */
+export function choosePlan(family: number[][], fit: TokenTable, cal: TokenTable, nLayers: number, target: number, confidence: number, costs: CostModel): PlanChoice {
+  return testPlan(family, cal, nLayers, planCandidates(family, fit, nLayers, target, confidence, costs)[0]?.s, target, confidence, costs);
 }

@@ -61,7 +61,7 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
   const { nLayers, dim } = d.config;
   const run = st.run;
   d.checkRoom(run, 1);
-  const bounds = [0, ...plan.exits, nLayers];
+  const bounds = plan.cap === undefined ? [0, ...plan.exits, nLayers] : [0, ...plan.exits];
   let h: Float32Array | undefined; // the current token's state (after the last segment run)
   for (let s = 0; s < plan.segments.length; s++) {
     const from = bounds[s]!;
@@ -98,15 +98,16 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
     });
     h = hidden.slice(rows.length * dim);
 
-    // exit decision: the exit head's normalized entropy against this level's threshold at `to`
+    // exit decision: the exit head's normalized entropy against this level's threshold at `to`;
+    // at a capped plan's last point every token exits
     const entropy = floats(out[IO.exitEntropy], 'exit_entropy')[0]!;
-    if (decide ? decide(to, entropy, () => floats(out[IO.exitLogits], 'exit_logits')) : entropy <= plan.thresholds[s]!) {
+    if (to === plan.cap || (decide ? decide(to, entropy, () => floats(out[IO.exitLogits], 'exit_logits')) : entropy <= plan.thresholds[s]!)) {
       st.pending.push({ depth: to, h });
       run.pos++;
       return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, entropy };
     }
   }
-  throw new SedacError('E_INTERNAL', 'exit plan does not end at full depth');
+  throw new SedacError('E_INTERNAL', 'exit plan ends neither at full depth nor at its cap');
 }
 
 /** An ExitState continuing from a full-depth run state (e.g. after the fused prefill). */

@@ -51,7 +51,7 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
 /**
  * Lossless speculative stream (greedy). `run` holds the verified cache; `next` is the full model's
  * next token, already emitted. Each call drafts up to max_draft tokens after it with early exits
- * (stopping early when a draft needed full depth: its entropy passed no threshold), verifies
+ * (stopping early when a draft needed full depth, or when its exit entropy is above draft_stop), verifies
  * [next, drafts…] in one fused call, and emits the accepted drafts and the full model's token after them.
  */
 function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode, stats: { drafted: number; accepted: number }): TokenStream {
@@ -73,11 +73,13 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
     const drafts: number[] = [];
     let x = next;
     const room = Math.min(maxDraft, maxSeqLen - run.pos - 1);
+    const stop = level.draft_stop ?? Infinity;
     while (drafts.length < room && x !== eos) {
       const step = await exitStep(d, st, x, level.plan!, kv);
       x = argmax(step.logits, 0, V);
       drafts.push(x);
-      if (step.depth === nLayers) break;
+      // a full-depth draft is already the full model's token; an unsure one is likely wrong
+      if (step.depth === nLayers || (step.entropy ?? 0) > stop) break;
     }
     // verify: the full model on [next, drafts…] in one call; keep the longest agreeing prefix
     const start = run.pos;

@@ -16,7 +16,13 @@ export interface ExitPlan {
   exits: number[];
   /** normalized-entropy threshold per exit point: exit when exit_entropy ≤ threshold */
   thresholds: number[];
-  /** graph roles to run in order: segments [0, e1), [e1, e2), …, [ek, nLayers) */
+  /**
+   * the deepest layer this plan runs (the last exit point): every token still running there exits,
+   * the layers beyond are never computed (static truncation, with entropy exits before it).
+   * Absent: the plan ends at full depth.
+   */
+  cap?: number;
+  /** graph roles to run in order: segments [0, e1), [e1, e2), …, [ek, nLayers) — or up to the cap */
   segments: string[];
 }
 
@@ -40,6 +46,8 @@ export interface LadderLevel {
   plan?: ExitPlan;
   /** speculative: most tokens drafted before one verification */
   max_draft?: number;
+  /** speculative: stop drafting after a draft whose exit entropy is above this (draft length adapts to entropy) */
+  draft_stop?: number;
   /** teacher-forced, on the calibration split (table simulation) */
   calibration?: LevelStats;
   /** teacher-forced through the real exit engine, on the held-out split */
@@ -70,6 +78,8 @@ export interface CostModel {
   layer_us: number;
   /** the final LM head (norm + matmul) or an exit head incl. entropy, µs */
   head_us: number;
+  /** the fused full-depth graph on n tokens at once (index n-1): speculative verification, µs */
+  verify_us?: number[];
 }
 
 export interface DecoderLadder {
@@ -93,8 +103,9 @@ export function segmentRole(from: number, to: number, nLayers: number, kv: KvMod
   return kv === 'propagate' && from > 0 ? `${base}.calm` : base;
 }
 
-/** Graph roles for a set of exit points. */
-export function segmentsFor(exits: number[], nLayers: number, kv: KvMode = 'recompute'): string[] {
-  const bounds = [0, ...exits, nLayers];
+/** Graph roles for a set of exit points; with a cap (the last exit point) no segment goes past it. */
+export function segmentsFor(exits: number[], nLayers: number, kv: KvMode = 'recompute', cap?: number): string[] {
+  if (cap !== undefined && exits.at(-1) !== cap) throw new Error(`cap ${cap} must be the last exit point of ${exits.join(',')}`);
+  const bounds = cap === undefined ? [0, ...exits, nLayers] : [0, ...exits];
   return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers, kv));
 }

@@ -56,6 +56,7 @@ describe('caption-lm-8L-ee: exits', () => {
   test('calibrates a ladder with exits', async () => {
     d = await calibrated('models/caption-lm-8L-ee/caption-lm-8L-ee.gguf', 'data/flickr8k_captions/val.jsonl', { maxTokens: 8000, holdoutTexts: 40, objective: 'layers' }, [
       [2, 4, 6],
+      [2, 4],
       [2, 5],
       [3, 6],
     ]);
@@ -67,16 +68,23 @@ describe('caption-lm-8L-ee: exits', () => {
     const balanced = d.ladder!.levels.find((l) => l.name === 'balanced')!;
     assert.ok(balanced.plan, 'balanced has an exit plan to draft with');
     const exact = { name: 'exact', target: 1, mode: 'speculative' as const, plan: balanced.plan, max_draft: 4 };
+    // as calibration builds it: drafts from the first 2 layers, stopping at an unsure draft
+    const capped = { name: 'exact', target: 1, mode: 'speculative' as const, plan: { exits: [2], thresholds: [1], cap: 2, segments: segmentsFor([2], d.config.nLayers, 'recompute', 2) }, max_draft: 3, draft_stop: 0.3 };
     const greedy = makeSampler(0);
-    let drafted = 0;
-    for (const text of texts().slice(0, 25)) {
-      const prompt = d.encodePromptTruncated(text, 3);
-      const full = await generateIds(d, prompt, undefined, greedy, true, 40);
-      const spec = await generateIds(d, prompt, exact, greedy, true, 40);
-      assert.deepEqual(spec.tokens, full.tokens, `prompt ${JSON.stringify(text.slice(0, 20))}`);
-      drafted += spec.accepted ?? 0;
+    for (const level of [exact, capped]) {
+      let accepted = 0;
+      let drafted = 0;
+      for (const text of texts().slice(0, 25)) {
+        const prompt = d.encodePromptTruncated(text, 3);
+        const full = await generateIds(d, prompt, undefined, greedy, true, 40);
+        const spec = await generateIds(d, prompt, level, greedy, true, 40);
+        assert.deepEqual(spec.tokens, full.tokens, `prompt ${JSON.stringify(text.slice(0, 20))}`);
+        accepted += spec.accepted ?? 0;
+        drafted += spec.drafted ?? 0;
+      }
+      assert.ok(accepted > 0, `some drafts accepted (${accepted} of ${drafted})`);
+      if (level === capped) assert.ok(accepted < drafted, `2-layer drafts are not all right (${accepted} of ${drafted})`);
     }
-    assert.ok(drafted > 0, 'some tokens were accepted from early-exit drafts');
   });
 
   test('raising thresholds moves exits earlier, monotonically', async () => {
@@ -95,6 +103,29 @@ describe('caption-lm-8L-ee: exits', () => {
     // τ = 1: every token but each text's first (run at full depth by the prefill) exits at 2
     assert.ok(Math.abs(last - (2 * (positions - seqs.length) + d.config.nLayers * seqs.length) / positions) < 1e-9, `mean layers at τ=1: ${last}`);
     assert.ok(lastAgree < 1);
+  });
+
+  test('a capped plan never runs past its cap and answers as static truncation there', async () => {
+    const seqs = (await fullTargets(d, texts(), 30)).slice(0, 30);
+    const L = d.config.nLayers;
+    // entropy exits at 2, every other token stops at 4
+    const capped = { exits: [2, 4], thresholds: [0.3, 1], cap: 4, segments: segmentsFor([2, 4], L, 'recompute', 4) };
+    const open = { exits: [2, 4], thresholds: [0.3, 1.01], segments: segmentsFor([2, 4], L) };
+    for (const { ids } of seqs) {
+      const ra = d.newState();
+      const rb = d.newState();
+      await d.forward([ids[0]!], ra);
+      await d.forward([ids[0]!], rb);
+      const a = exitStateFrom(d, ra);
+      const b = exitStateFrom(d, rb);
+      for (const tok of ids.slice(1)) {
+        const x = await exitStep(d, a, tok, capped, 'recompute');
+        const y = await exitStep(d, b, tok, open, 'recompute');
+        assert.ok(x.depth === 2 || x.depth === 4, `depth ${x.depth}`);
+        assert.equal(x.depth, y.depth);
+        assert.deepEqual(x.logits, y.logits);
+      }
+    }
   });
 
   test('recompute mode: after exits, the lazily filled K/V equal a full-depth pass', async () => {
