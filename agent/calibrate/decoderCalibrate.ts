@@ -19,7 +19,7 @@ import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
 import { measureCosts } from './costs.js';
-import { checkHoldout, heldOutSequences, measuredSpeedup, usedTexts } from './holdout.js';
+import { checkHoldout, heldOutSequences, measuredSpeedup, minSpeedup, usedTexts } from './holdout.js';
 import { loadModel } from '../engine/index.js';
 import { fitAffineLens } from './lens.js';
 import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlan } from './exitTable.js';
@@ -271,9 +271,9 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     }
     const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv));
     Object.assign(level, base, { predicted_speedup: speedup });
-    if (bySpeed && pick && speed(pick) < 1) {
+    if (bySpeed && pick && speed(pick) < minSpeedup(level)) {
       level.mode = 'full';
-      level.note = `the fastest candidate plan measured ${speed(pick)}× full-depth speed: runs the full-depth graph`;
+      level.note = `the fastest candidate plan measured ${speed(pick)}× full-depth speed (needs ${minSpeedup(level)}×): runs the full-depth graph`;
     } else if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) {
       level.mode = 'full';
     }
@@ -283,7 +283,7 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     // lossless self-speculation pays only in speed, never in layers (verification runs them all)
     const best = [...drafters].sort((x, y) => (speedOf.get(planKey(exactLevel(y, L, kv, costs))) ?? 0) - (speedOf.get(planKey(exactLevel(x, L, kv, costs))) ?? 0))[0];
     const measured = best && (speedOf.get(planKey(exactLevel(best, L, kv, costs))) ?? 0);
-    if (best && measured! > 1) levels.unshift(exactLevel(best, L, kv, costs));
+    if (best && measured! >= 1) levels.unshift(exactLevel(best, L, kv, costs));
     else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${measured}× full-depth speed: runs the full-depth graph` } : {}) });
   }
   levels.sort((a, b) => b.target - a.target);

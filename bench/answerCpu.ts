@@ -1,0 +1,151 @@
+/**
+ * What one answer costs the agent process in CPU, apart from decoding: a real agent (`sedac run`,
+ * its own process, the node flags of the systemd unit) serves one-token answers (`max_tokens: 1,
+ * level: "full"`: request → parse → encode → one fused prefill → answer) at a fixed rate, and this
+ * process reads the agent's CPU time from /proc/<pid>/stat. The policy feature polls a copy of the
+ * Raspberry Pi 4 sysfs fixture, as in `npm run bench -- policy`.
+ *
+ * Per round: idle CPU (ms/s, no requests) and CPU per answer (ms, idle included, as the policy bench
+ * counts it) and the same less the idle share. Rounds alternate on one agent; medians are reported
+ * because the machine is shared.
+ *
+ * Run: `npm run build && node dist/bench/answerCpu.js [--broker aedes|mosquitto] [--rounds 5]
+ *   [--seconds 4] [--period 75] [--poll 500] [--prof DIR]` (`--prof` runs the agent with
+ * `--cpu-prof --cpu-prof-dir DIR`; the profile is written when it stops).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { startBroker } from '../agent/broker.js';
+import { MqttTransport } from '../agent/transport/mqttClient.js';
+import { topicsFor } from '../agent/transport/topics.js';
+import { startMosquitto } from '../test/helpers/mosquitto.js';
+import { sharedPath } from '../test/helpers/shared.js';
+import { copyFixture } from '../test/sensors/fixtures.js';
+import { NODE_FLAGS } from './agent.js';
+import { markdownTable, median, round } from './stats.js';
+
+const DEVICE = 'answercpu';
+const T = topicsFor('sedac', DEVICE);
+
+function cpuMs(pid: number, tick: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / tick;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`answerCpu: timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      broker: { type: 'string', default: 'aedes' },
+      rounds: { type: 'string', default: '5' },
+      seconds: { type: 'string', default: '4' },
+      period: { type: 'string', default: '75' },
+      poll: { type: 'string', default: '500' },
+      prof: { type: 'string' },
+      cache: { type: 'string', default: join(tmpdir(), 'sedac-answercpu-cache') },
+    },
+  });
+  const rounds = Number(values.rounds);
+  const seconds = Number(values.seconds);
+  const period = Number(values.period);
+  const broker = values.broker === 'mosquitto' ? await startMosquitto() : await startBroker({ port: 0 });
+  const sysfs = copyFixture('rpi4');
+  const dir = mkdtempSync(join(tmpdir(), 'sedac-answercpu-'));
+  const cfg = join(dir, 'sedac.yaml');
+  writeFileSync(
+    cfg,
+    stringify({
+      device_id: DEVICE,
+      mqtt: { url: broker.url },
+      models: { caption: { source: sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.gguf'), cache_dir: values.cache } },
+      routes: [{ name: 'caption', task: 'generate', model: 'caption', max_tokens: 24 }],
+      policy: { poll_interval_ms: Number(values.poll), sensors: { sysfs_root: sysfs.root, vcgencmd: '', systeminformation_fallback: false } },
+      log: { level: 'warn' },
+    }),
+  );
+  const flags = NODE_FLAGS.split(' ').filter(Boolean);
+  if (values.prof) {
+    mkdirSync(resolve(values.prof), { recursive: true });
+    flags.push('--cpu-prof', `--cpu-prof-dir=${resolve(values.prof)}`);
+  }
+  const agent = spawn(process.execPath, [...flags, 'dist/agent/cli.js', 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const exited = new Promise((r) => agent.once('exit', r));
+  const client = new MqttTransport({ url: broker.url, protocolVersion: values.broker === 'mosquitto' ? 5 : 4, clean: true });
+  const tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const prompts = readFileSync(sharedPath('data/flickr8k_captions/val.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => ((JSON.parse(l) as { text?: string }).text ?? 'a dog').split(' ').slice(0, 2).join(' '));
+  const pending = new Set<string>();
+  let ok = 0;
+  let failed = 0;
+  const rows: Record<string, unknown>[] = [];
+  try {
+    let online = false;
+    client.start();
+    await client.waitConnected(5000);
+    client.subscribe(T.state, 1, (m) => (online = m.payload.toString().includes('online')));
+    client.subscribe(T.response('caption'), 1, (m) => {
+      const b = JSON.parse(m.payload.toString()) as { status: string; transaction: string };
+      if (!pending.delete(b.transaction)) return;
+      if (b.status === 'ok') ok++;
+      else failed++;
+    });
+    await until(() => online, 120_000, 'the agent to come online');
+    const pid = agent.pid as number;
+    let seq = 0;
+    const burst = async (ms: number): Promise<{ answers: number; cpu: number; wall: number }> => {
+      ok = 0;
+      const c0 = cpuMs(pid, tick);
+      const t0 = performance.now();
+      for (let i = 0; i < Math.round(ms / period); i++) {
+        const transaction = `a${seq}`;
+        pending.add(transaction);
+        void client.publish(T.request('caption'), JSON.stringify({ text: prompts[seq++ % prompts.length], transaction, max_tokens: 1, level: 'full' }), { qos: 1 });
+        await sleep(period);
+      }
+      await until(() => pending.size === 0, 20_000, 'answers');
+      return { answers: ok, cpu: cpuMs(pid, tick) - c0, wall: performance.now() - t0 };
+    };
+    await burst(2000); // warm-up
+    for (let r = 0; r < rounds; r++) {
+      const i0 = cpuMs(pid, tick);
+      const it = performance.now();
+      await sleep(2000);
+      const idle = ((cpuMs(pid, tick) - i0) * 1000) / (performance.now() - it);
+      const b = await burst(seconds * 1000);
+      const per = b.cpu / b.answers;
+      rows.push({ round: r, idle_cpu_ms_per_s: round(idle, 2), answers: b.answers, cpu_ms_per_answer: round(per, 3), less_idle_ms: round(per - (idle * b.wall) / 1000 / b.answers, 3) });
+      console.error(JSON.stringify(rows.at(-1)));
+    }
+  } finally {
+    await client.stop(500);
+    agent.kill('SIGTERM');
+    await exited;
+    await broker.close();
+    sysfs.cleanup();
+  }
+  const med = (k: string): number => round(median(rows.map((r) => r[k] as number)), 3);
+  rows.push({ round: 'median', idle_cpu_ms_per_s: med('idle_cpu_ms_per_s'), answers: null, cpu_ms_per_answer: med('cpu_ms_per_answer'), less_idle_ms: med('less_idle_ms') });
+  console.log(markdownTable(rows));
+  if (failed > 0) console.log(`${failed} error answers`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
