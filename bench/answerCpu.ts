@@ -13,8 +13,8 @@
  *   [--seconds 4] [--period 75] [--poll 500] [--prof DIR]` (`--prof` runs the agent with
  * `--cpu-prof --cpu-prof-dir DIR`; the profile is written when it stops).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,10 +31,17 @@ import { markdownTable, median, round } from './stats.js';
 const DEVICE = 'answercpu';
 const T = topicsFor('sedac', DEVICE);
 
-function cpuMs(pid: number, tick: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / tick;
+/** CPU time of every thread of a process, ms, from /proc/<pid>/task/<tid>/schedstat (ns, unlike /proc/<pid>/stat's 10 ms ticks). */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return ns / 1e6;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -85,7 +92,6 @@ async function main(): Promise<void> {
   const agent = spawn(process.execPath, [...flags, 'dist/agent/cli.js', 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise((r) => agent.once('exit', r));
   const client = new MqttTransport({ url: broker.url, protocolVersion: values.broker === 'mosquitto' ? 5 : 4, clean: true });
-  const tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   const prompts = readFileSync(sharedPath('data/flickr8k_captions/val.jsonl'), 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
     let seq = 0;
     const burst = async (ms: number): Promise<{ answers: number; cpu: number; wall: number }> => {
       ok = 0;
-      const c0 = cpuMs(pid, tick);
+      const c0 = cpuMs(pid);
       const t0 = performance.now();
       for (let i = 0; i < Math.round(ms / period); i++) {
         const transaction = `a${seq}`;
@@ -119,14 +125,14 @@ async function main(): Promise<void> {
         await sleep(period);
       }
       await until(() => pending.size === 0, 20_000, 'answers');
-      return { answers: ok, cpu: cpuMs(pid, tick) - c0, wall: performance.now() - t0 };
+      return { answers: ok, cpu: cpuMs(pid) - c0, wall: performance.now() - t0 };
     };
-    await burst(2000); // warm-up
+    await burst(6000); // warm-up: lazy initialisation, JIT
     for (let r = 0; r < rounds; r++) {
-      const i0 = cpuMs(pid, tick);
+      const i0 = cpuMs(pid);
       const it = performance.now();
-      await sleep(2000);
-      const idle = ((cpuMs(pid, tick) - i0) * 1000) / (performance.now() - it);
+      await sleep(3000);
+      const idle = ((cpuMs(pid) - i0) * 1000) / (performance.now() - it);
       const b = await burst(seconds * 1000);
       const per = b.cpu / b.answers;
       rows.push({ round: r, idle_cpu_ms_per_s: round(idle, 2), answers: b.answers, cpu_ms_per_answer: round(per, 3), less_idle_ms: round(per - (idle * b.wall) / 1000 / b.answers, 3) });

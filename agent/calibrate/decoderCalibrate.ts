@@ -14,13 +14,13 @@ import { progressBar } from '../convert/progress.js';
 import type { LlamaSource } from '../convert/source.js';
 import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
+import { loadModel } from '../engine/index.js';
 import { DEFAULT_TARGETS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type KvMode, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
 import { measureCosts } from './costs.js';
 import { checkHoldout, heldOutSequences, measuredSpeedup, minSpeedup, usedTexts } from './holdout.js';
-import { loadModel } from '../engine/index.js';
 import { fitAffineLens } from './lens.js';
 import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlan } from './exitTable.js';
 import { type DraftChoice, drafterCandidates } from './speculation.js';
@@ -229,20 +229,22 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   // 4. optimizing for speed, the candidates are timed through the real engine (the cost model
   // ranks them, a measurement decides): free-running greedy generation on fit-split prompts,
   // interleaved with the fused full-depth graph
+  // each candidate as the level it would be, and its measured speedup (by plan: levels share plans)
+  const trialOf = new Map<Candidate | DraftChoice, LadderLevel>([
+    ...[...candidates.values()].flat().map((c) => [c, exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv))] as const),
+    ...drafters.map((dr) => [dr, exactLevel(dr, L, kv, costs)] as const),
+  ]);
   const speedOf = new Map<string, number>();
-  if (bySpeed && (drafters.length > 0 || [...candidates.values()].some((c) => c.length > 0))) {
-    const trial: LadderLevel[] = [
-      ...[...candidates.values()].flat().map((c) => exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv))),
-      ...drafters.map((dr) => exactLevel(dr, L, kv, costs)),
-    ];
-    addSegmentGraphs(dir, m, src, trial.flatMap((l) => l.plan!.segments), lenses);
+  const speed = (c: Candidate | DraftChoice) => speedOf.get(planKey(trialOf.get(c)!)) ?? 0;
+  if (bySpeed && trialOf.size > 0) {
+    addSegmentGraphs(dir, m, src, [...trialOf.values()].flatMap((l) => l.plan!.segments), lenses);
     writeManifest(dir, m);
     const probe = (await loadModel({ name: 'calibrate', source: dir })) as Decoder;
     try {
       const used = usedTexts(probe, texts, data);
       const prompts = heldOutSequences(data, (t) => used[t]!, fitIdx, PROMPTS).filter((q) => q.ids.length > 3).map((q) => q.ids.slice(0, 3));
-      const tb = progressBar('calibrate: timing candidate plans', trial.length, process.stderr, quiet);
-      for (const level of trial) {
+      const tb = progressBar('calibrate: timing candidate plans', trialOf.size, process.stderr, quiet);
+      for (const level of trialOf.values()) {
         const key = planKey(level);
         if (!speedOf.has(key)) speedOf.set(key, await measuredSpeedup(probe, level, prompts));
         tb.tick(`${key}: ${speedOf.get(key)}×`);
@@ -252,14 +254,13 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
       await probe.dispose();
     }
   }
+  const fastest = <T extends Candidate | DraftChoice>(xs: T[]): T | undefined => (bySpeed ? [...xs].sort((x, y) => speed(y) - speed(x)) : xs)[0];
 
   // 5. per level: the fastest measured candidate (or the cheapest predicted one), its thresholds
   // set by Learn-then-Test on the calibration split
   const levels: LadderLevel[] = [];
   for (const [name, target] of named) {
-    const cands = candidates.get(name)!;
-    const speed = (c: Candidate) => speedOf.get(planKey(exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv)))) ?? 0;
-    const pick = bySpeed ? [...cands].sort((x, y) => speed(y) - speed(x))[0] : cands[0];
+    const pick = fastest(candidates.get(name)!);
     const plan = testPlan(family, cal, L, pick?.s, target, confidence, objective);
     const sim = plan.fit.calibration;
     const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
@@ -281,10 +282,9 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   }
   if ('exact' in targets) {
     // lossless self-speculation pays only in speed, never in layers (verification runs them all)
-    const best = [...drafters].sort((x, y) => (speedOf.get(planKey(exactLevel(y, L, kv, costs))) ?? 0) - (speedOf.get(planKey(exactLevel(x, L, kv, costs))) ?? 0))[0];
-    const measured = best && (speedOf.get(planKey(exactLevel(best, L, kv, costs))) ?? 0);
-    if (best && measured! >= 1) levels.unshift(exactLevel(best, L, kv, costs));
-    else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${measured}× full-depth speed: runs the full-depth graph` } : {}) });
+    const best = fastest(drafters);
+    if (best && speed(best) >= 1) levels.unshift(trialOf.get(best)!);
+    else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${speed(best)}× full-depth speed: runs the full-depth graph` } : {}) });
   }
   levels.sort((a, b) => b.target - a.target);
 
