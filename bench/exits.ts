@@ -25,7 +25,7 @@ import type { LlamaSource } from '../agent/convert/source.js';
 import { readManifest, writeManifest } from '../agent/engine/bundle.js';
 import type { Decoder } from '../agent/engine/decoder.js';
 import { loadModel } from '../agent/engine/index.js';
-import { type CostModel, type DecoderLadder, type ExitPlan, type KvMode, type LadderLevel, segmentsFor } from '../agent/engine/ladder.js';
+import { type CostModel, type DecoderLadder, type ExitPlan, type KvMode, type LadderLevel, describePlan, segmentsFor } from '../agent/engine/ladder.js';
 import { Session, f32 } from '../agent/engine/ort.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { type Config, MAX_GEN, type Replay, type Seq, alwaysExit, fullReplay, generateExits, generateLevel, meanOf, oracleDecide, replayPlan, timeConfigs } from './exitRuns.js';
@@ -264,7 +264,7 @@ function ladderTable(ladder: DecoderLadder): string {
       level: l.name,
       target: l.target >= 1 ? 'identical' : pct(l.target),
       mode: l.mode,
-      'exit points': l.plan?.exits.join(',') ?? '—',
+      'exit points': describePlan(l),
       thresholds: l.plan?.thresholds.map((t) => t.toFixed(3)).join(', ') ?? '—',
       'agreement (calibration)': pct(l.calibration?.agreement),
       'agreement (held-out)': pct(l.holdout?.agreement),

@@ -30,7 +30,7 @@ import { calibrateDecoder, readTexts } from '../agent/calibrate/decoderCalibrate
 import { convertModel } from '../agent/convert/cache.js';
 import type { Decoder } from '../agent/engine/decoder.js';
 import { loadModel } from '../agent/engine/index.js';
-import type { DecoderLadder } from '../agent/engine/ladder.js';
+import { type DecoderLadder, describePlan } from '../agent/engine/ladder.js';
 import { DEFAULT_LEVELS, policyConfig } from '../agent/policy/config.js';
 import { levelIndex } from '../agent/policy/decide.js';
 import { readZones, resolveTrips } from '../agent/sensors/thermal.js';
@@ -255,7 +255,7 @@ function ladderRows(objective: Objective, ladder: DecoderLadder, nLayers: number
     objective,
     level: l.name,
     mode: l.mode,
-    exit_points: l.mode !== 'full' && l.plan ? l.plan.exits.join(',') : '—',
+    exit_points: l.mode !== 'full' ? describePlan(l) : '—',
     heldout_layers: round(levelLayers(ladder, l.name, nLayers), 2),
     heldout_agreement: l.holdout ? round(l.holdout.agreement, 4) : null,
     predicted_speedup: l.predicted_speedup === undefined ? null : round(l.predicted_speedup, 3),

@@ -3,7 +3,7 @@ import { ensureBundle } from '../convert/cache.js';
 import { readManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, type DecoderLadder, describePlan } from '../engine/ladder.js';
 import { SedacError } from '../errors.js';
 import { intOpt, numOpt, parse } from './args.js';
 
@@ -71,10 +71,10 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-function ladderTable(ladder: import('../engine/ladder.js').DecoderLadder, L: number): string {
+function ladderTable(ladder: DecoderLadder, L: number): string {
   const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(2)} %`);
   const rows = ladder.levels.map((l) =>
-    [l.name, l.target >= 1 ? 'identical' : pct(l.target), l.mode, l.plan ? l.plan.exits.join(',') : '—', pct(l.calibration?.agreement), pct(l.holdout?.agreement), (l.holdout?.mean_layers ?? L).toFixed(2), (l.predicted_speedup ?? 1).toFixed(2), l.measured_speedup?.toFixed(2) ?? '—'].join(' | '),
+    [l.name, l.target >= 1 ? 'identical' : pct(l.target), l.mode, describePlan(l), pct(l.calibration?.agreement), pct(l.holdout?.agreement), (l.holdout?.mean_layers ?? L).toFixed(2), (l.predicted_speedup ?? 1).toFixed(2), l.measured_speedup?.toFixed(2) ?? '—'].join(' | '),
   );
   return [
     `costs: call ${ladder.costs.call_us} µs, layer ${ladder.costs.layer_us} µs, head ${ladder.costs.head_us} µs; K/V for skipped layers: ${ladder.kv}`,

@@ -109,3 +109,14 @@ export function segmentsFor(exits: number[], nLayers: number, kv: KvMode = 'reco
   const bounds = cap === undefined ? [0, ...exits, nLayers] : [0, ...exits];
   return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers, kv));
 }
+
+/** A level's plan in a few words for tables: exit points and cap, or the speculative drafter. */
+export function describePlan(l: LadderLevel): string {
+  const p = l.plan;
+  if (!p) return '—';
+  if (l.mode === 'speculative' || l.max_draft !== undefined) {
+    const stop = l.draft_stop === undefined ? '' : `, stop above ${l.draft_stop.toFixed(3)}`;
+    return `drafts from ${p.cap ?? p.exits.join(',')} layer${p.cap === 1 ? '' : 's'}, ≤ ${l.max_draft ?? 4}${stop}`;
+  }
+  return p.cap === undefined ? p.exits.join(',') : `${p.exits.join(',')} (cap)`;
+}
