@@ -1,13 +1,15 @@
 /**
  * Measuring a level the way the bench does, with full depth interleaved in the same process:
  * teacher-forced agreement with the full model's argmax over the data, mean layers, and free-running
- * speed over prompts taken from the same texts (first 32 generated tokens compared with full depth).
+ * decode speed over prompts taken from the same texts (timing.ts; first 32 generated tokens compared
+ * with full depth).
  */
 import type { Decoder } from '../engine/decoder.js';
-import { generateIds, resolveLevel } from '../engine/generation.js';
-import { argmax, makeSampler } from '../engine/sampling.js';
+import { resolveLevel } from '../engine/generation.js';
+import { argmax } from '../engine/sampling.js';
 import { median } from './classifierMetrics.js';
 import { replayLevel } from './holdout.js';
+import { interleavedRuns, msPerStep } from './timing.js';
 
 export interface EvalOptions {
   /** texts used for teacher-forced agreement; default 300 */
@@ -60,38 +62,14 @@ export async function evaluateLevel(d: Decoder, levelName: string, texts: string
   const promptLen = 1 + (opts.promptTokens ?? 2);
   const prompts = seqs.filter((s) => s.ids.length > promptLen).slice(0, opts.prompts ?? 40).map((s) => s.ids.slice(0, promptLen));
   const gen = Math.min(opts.genTokens ?? 32, d.config.maxSeqLen - promptLen - 1);
-  const greedy = makeSampler(0);
-  const run = async (lv: typeof level) => {
-    let tokens = 0;
-    let layers = 0;
-    const outs: number[][] = [];
-    const t0 = performance.now();
-    for (const p of prompts) {
-      const r = await generateIds(d, p, lv, greedy, true, gen);
-      tokens += r.tokens.length;
-      layers += r.layers.reduce((a, b) => a + b, 0);
-      outs.push(r.tokens);
-    }
-    return { rate: tokens / ((performance.now() - t0) / 1000), outs, meanLayers: tokens ? layers / tokens : d.config.nLayers };
-  };
-  await run(undefined); // warm-up: loads and primes every graph
-  await run(level);
-  const rates: number[] = [];
-  const fullRates: number[] = [];
-  let exact = 0;
-  let genLayers = d.config.nLayers;
-  for (let r = 0; r < (opts.rounds ?? 5); r++) {
-    const f = await run(undefined);
-    const l = await run(level);
-    fullRates.push(f.rate);
-    rates.push(l.rate);
-    if (r === 0) {
-      exact = l.outs.filter((o, i) => o.length === f.outs[i]!.length && o.every((t, k) => t === f.outs[i]![k])).length / Math.max(1, prompts.length);
-      genLayers = l.meanLayers;
-    }
-  }
-  const rate = median(rates);
-  const full = median(fullRates);
+  const pairs = await interleavedRuns(d, level, prompts, opts.rounds ?? 5, gen);
+  const rate = median(pairs.map((p) => 1000 / msPerStep(p.level)));
+  const full = median(pairs.map((p) => 1000 / msPerStep(p.full)));
+  const speedup = median(pairs.map((p) => msPerStep(p.full) / msPerStep(p.level)));
+  const { full: f, level: l } = pairs[0]!;
+  const exact = l.outs.filter((o, i) => o.length === f.outs[i]!.length && o.every((t, k) => t === f.outs[i]![k])).length / Math.max(1, prompts.length);
+  const generated = l.outs.reduce((a, o) => a + o.length, 0);
+  const genLayers = generated ? l.layers / generated : d.config.nLayers;
   return {
     level: level?.name ?? 'full',
     tokens: tf.tokens,
@@ -99,7 +77,7 @@ export async function evaluateLevel(d: Decoder, levelName: string, texts: string
     mean_layers: tf.mean_layers,
     tokens_per_s: Math.round(rate),
     full_tokens_per_s: Math.round(full),
-    speedup: Math.round((rate / full) * 1000) / 1000,
+    speedup: Math.round(speedup * 1000) / 1000,
     first32_exact_match: exact,
     gen_mean_layers: Math.round(genLayers * 100) / 100,
   };

@@ -7,11 +7,11 @@ import { loadModel } from '../engine/index.js';
 import type { Decoder } from '../engine/decoder.js';
 import { exitStateFrom, exitStep } from '../engine/exits.js';
 import type { DecoderLadder, LadderLevel } from '../engine/ladder.js';
-import { generateIds } from '../engine/generation.js';
 import { progressBar } from '../convert/progress.js';
-import { argmax, makeSampler } from '../engine/sampling.js';
+import { argmax } from '../engine/sampling.js';
 import { median } from './classifierMetrics.js';
 import type { DecoderCalibrationData } from './decoderData.js';
+import { interleavedRuns, msPerStep } from './timing.js';
 
 export interface ReplayStats {
   tokens: number;
@@ -69,37 +69,10 @@ export function heldOutSequences(data: DecoderCalibrationData, tokensOf: (text: 
   return [...byText.entries()].map(([t, idx]) => ({ ids: tokensOf(t).slice(0, idx.length), target: Int32Array.from(idx, (i) => data.target[i]!) }));
 }
 
-/**
- * Free-running decode speed of a level over full depth: greedy, interleaved rounds, median ratio.
- * Only decoding is timed (from the first emitted token on): the prompt's prefill is the same fused
- * call at every level and would only dilute the ratio.
- */
+/** Free-running decode speed of a level over full depth (timing.ts): median over rounds of the per-round ratio. */
 export async function measuredSpeedup(d: Decoder, level: LadderLevel, prompts: number[][], rounds = 7, maxTokens = 32): Promise<number> {
-  const greedy = makeSampler(0);
-  const time = async (lv: LadderLevel | undefined) => {
-    let ms = 0;
-    let n = 0;
-    for (const p of prompts) {
-      let t0 = 0;
-      let first = true;
-      const r = await generateIds(d, p, lv, greedy, true, maxTokens, () => {
-        if (first) t0 = performance.now();
-        first = false;
-      });
-      if (first) continue;
-      ms += performance.now() - t0;
-      n += r.tokens.length - 1 + (r.stop === 'eos' ? 1 : 0); // the steps after the first token
-    }
-    return ms / Math.max(1, n);
-  };
-  await time(undefined);
-  await time(level);
-  const ratios: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const full = await time(undefined);
-    ratios.push(full / (await time(level)));
-  }
-  return Math.round(median(ratios) * 1000) / 1000;
+  const pairs = await interleavedRuns(d, level, prompts, rounds, maxTokens);
+  return Math.round(median(pairs.map((p) => msPerStep(p.full) / msPerStep(p.level))) * 1000) / 1000;
 }
 
 export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: string[], data: DecoderCalibrationData, holdIdx: Int32Array, maxTexts: number, quiet: boolean): Promise<void> {
