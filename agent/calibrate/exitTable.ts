@@ -6,8 +6,11 @@
  * (fitted on the "fit" split, with at least `minExits` such tokens; otherwise no exit at e). This is
  * what finds the minimum useful layer: a layer whose confident tokens are wrong (stories260K layer
  * 0 echoes its input) gets no threshold at any ε.
- * Choice: Learn-then-Test — on the calibration split, test "agreement < target" for ε in increasing
- * order with a binomial test at δ = 1 − confidence and stop at the first not rejected.
+ * Shape: per level, candidate structures (exit points, optional cap) are built on the fit split;
+ * calibration times the cheapest and picks one (decoderCalibrate.ts).
+ * Choice: Learn-then-Test — on the calibration split, for that one structure, test "agreement <
+ * target" for ε in increasing order with a binomial test at δ = 1 − confidence and stop at the
+ * first not rejected.
  */
 import { binomCdf, clopperPearsonUpper } from './classifierLadder.js';
 import type { CostModel } from '../engine/ladder.js';
@@ -211,9 +214,4 @@ export function testPlan(family: number[][], cal: TokenTable, nLayers: number, s
   const exits = usedExits(chosen);
   const cap = chosen.thresholds.some((t) => t === Infinity) ? exits.at(-1) : undefined;
   return { exits, ...(cap === undefined ? {} : { cap }), fit: chosen, predictedUs: predictedCost(costs, exits, chosen.calibration, nLayers) };
-}
-
-/** The plan predicted cheapest on the fit split, tested on the calibration split. */
-export function choosePlan(family: number[][], fit: TokenTable, cal: TokenTable, nLayers: number, target: number, confidence: number, costs: CostModel): PlanChoice {
-  return testPlan(family, cal, nLayers, planCandidates(family, fit, nLayers, target, confidence, costs)[0]?.s, target, confidence, costs);
 }
