@@ -20,9 +20,9 @@ import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
 import { measureCosts } from './costs.js';
-import { checkHoldout, heldOutSequences, measuredSpeedup, minSpeedup, usedTexts } from './holdout.js';
+import { checkHoldout, heldOutSequences, measuredSpeedup, minSpeedupFor, usedTexts } from './holdout.js';
 import { fitAffineLens } from './lens.js';
-import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlan } from './exitTable.js';
+import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlans } from './exitTable.js';
 import { type DraftChoice, drafterCandidates } from './speculation.js';
 
 export interface DecoderCalibrateOptions {
@@ -260,24 +260,27 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   // set by Learn-then-Test on the calibration split
   const levels: LadderLevel[] = [];
   for (const [name, target] of named) {
-    const pick = fastest(candidates.get(name)!);
-    const plan = testPlan(family, cal, L, pick?.s, target, confidence, objective);
+    // candidates in order of measured speed, the ones fast enough to serve; each is a fallback for
+    // the one before it if it does not hold the target on the calibration split
+    const cands = candidates.get(name)!;
+    const ordered = bySpeed ? [...cands].sort((x, y) => speed(y) - speed(x)).filter((c) => speed(c) >= minSpeedupFor(target)) : cands;
+    const { plan, index } = testPlans(family, cal, L, ordered.map((c) => c.s), target, confidence, objective);
     const sim = plan.fit.calibration;
     const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
-    const speedup = fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L);
-    if (plan.exits.length === 0) {
-      const why = pick ? `its plan (exits ${structureExits(pick.s).join(',')}) did not hold the target on the calibration split` : 'no plan meets the target';
+    if (index < 0) {
+      const fastestOne = fastest(cands);
+      const why =
+        ordered.length > 0
+          ? `no candidate fast enough (${ordered.map((c) => planOf(c.s, c.thresholds, L, kv).exits.join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split`
+          : fastestOne
+            ? `the fastest candidate plan measured ${speed(fastestOne)}× full-depth speed (needs ${minSpeedupFor(target)}×)`
+            : 'no plan meets the target';
       levels.push({ ...base, mode: 'full', predicted_speedup: 1, note: `${why}: runs the full-depth graph` });
       continue;
     }
     const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv));
-    Object.assign(level, base, { predicted_speedup: speedup });
-    if (bySpeed && pick && speed(pick) < minSpeedup(level)) {
-      level.mode = 'full';
-      level.note = `the fastest candidate plan measured ${speed(pick)}× full-depth speed (needs ${minSpeedup(level)}×): runs the full-depth graph`;
-    } else if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) {
-      level.mode = 'full';
-    }
+    Object.assign(level, base, { predicted_speedup: fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L) });
+    if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) level.mode = 'full';
     levels.push(level);
   }
   if ('exact' in targets) {

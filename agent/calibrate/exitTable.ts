@@ -215,3 +215,17 @@ export function testPlan(family: number[][], cal: TokenTable, nLayers: number, s
   const cap = chosen.thresholds.some((t) => t === Infinity) ? exits.at(-1) : undefined;
   return { exits, ...(cap === undefined ? {} : { cap }), fit: chosen, predictedUs: predictedCost(costs, exits, chosen.calibration, nLayers) };
 }
+
+/**
+ * Several structures in a fixed order (decided without the calibration split, e.g. by measured
+ * speed): each is tested at δ/K (Bonferroni over the K fallbacks, so the level's guarantee still
+ * holds at `confidence`), and the first that keeps an exit is used; none → full depth.
+ */
+export function testPlans(family: number[][], cal: TokenTable, nLayers: number, structures: Structure[], target: number, confidence: number, costs: CostModel): { plan: PlanChoice; index: number } {
+  const each = 1 - (1 - confidence) / Math.max(1, structures.length);
+  for (const [index, s] of structures.entries()) {
+    const plan = testPlan(family, cal, nLayers, s, target, each, costs);
+    if (plan.exits.length > 0) return { plan, index };
+  }
+  return { plan: testPlan(family, cal, nLayers, undefined, target, confidence, costs), index: -1 };
+}

@@ -54,8 +54,8 @@ export async function replayLevel(d: Decoder, ladder: DecoderLadder, levelName: 
  * a lossy level must be clearly faster (speed measurements on a shared machine move by ±5 %, and a
  * level no faster than full depth only loses agreement); the lossless one only not slower.
  */
-export function minSpeedup(level: LadderLevel): number {
-  return level.target >= 1 ? 1 : 1.05;
+export function minSpeedupFor(target: number): number {
+  return target >= 1 ? 1 : 1.05;
 }
 
 /** Held-out sequences (whole texts) from the collected data. */
@@ -92,9 +92,9 @@ export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: st
       // graph runs that graph instead
       if (ladder.objective === 'speed' && level.mode !== 'full' && prompts.length > 0) {
         level.measured_speedup = await measuredSpeedup(d, level, prompts);
-        if (level.measured_speedup < minSpeedup(level)) {
+        if (level.measured_speedup < minSpeedupFor(level.target)) {
           const h = level.holdout;
-          level.note = `measured ${level.measured_speedup}× full-depth speed, needs ${minSpeedup(level)}× (held-out ${(h.agreement * 100).toFixed(2)} % at ${h.mean_layers.toFixed(2)} layers): runs the full-depth graph`;
+          level.note = `measured ${level.measured_speedup}× full-depth speed, needs ${minSpeedupFor(level.target)}× (held-out ${(h.agreement * 100).toFixed(2)} % at ${h.mean_layers.toFixed(2)} layers): runs the full-depth graph`;
           level.mode = 'full';
           level.holdout = { tokens: h.tokens, agreement: 1, mean_layers: d.config.nLayers };
         }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type TokenTable, chooseThresholds, fitThresholdFamily, planCandidates, simulateTable, testPlan } from '../../agent/calibrate/exitTable.js';
+import { type TokenTable, chooseThresholds, fitThresholdFamily, planCandidates, simulateTable, testPlan, testPlans } from '../../agent/calibrate/exitTable.js';
 import { drafterCandidates, replayDrafts } from '../../agent/calibrate/speculation.js';
 import type { CostModel } from '../../agent/engine/ladder.js';
 import { prng } from '../../agent/engine/sampling.js';
@@ -63,6 +63,17 @@ describe('capped plans', () => {
     assert.equal(p.cap, 2);
     assert.equal(p.exits.at(-1), 2);
     assert.ok(p.fit.calibration.meanLayers <= 2);
+  });
+
+  test('fallbacks in a fixed order: the first that holds the target is used, each tested at δ/K', () => {
+    const r = testPlans(family, cal, L, [{ points: [], cap: 1 }, { points: [1], cap: 2 }, { points: [], cap: 3 }], 0.97, 0.95, costs);
+    assert.equal(r.index, 1);
+    assert.equal(r.plan.cap, 2);
+    // δ/3 is stricter than δ: the bound is at least as tight as a single test's
+    assert.ok(r.plan.fit.calibration.upper <= 0.03 + 1e-12);
+    const none = testPlans(family, cal, L, [{ points: [], cap: 1 }], 0.97, 0.95, costs);
+    assert.equal(none.index, -1);
+    assert.deepEqual(none.plan.exits, []);
   });
 
   test('a structure that fails on the calibration split falls back to full depth', () => {
