@@ -8,11 +8,11 @@
  * coded error; without one it is counted (errors by code + transport dropped).
  */
 import type { RouteConfig } from '../config/schema.js';
-import type { ClassifyResult, GenerateResult, LoadedModel } from '../engine/types.js';
+import type { ClassifyResult, GenerateOptions, GenerateResult, LoadedModel } from '../engine/types.js';
 import { SedacError, asSedacError, type ErrorCode } from '../errors.js';
-import type { InboundMessage, QoS } from '../transport/mqttClient.js';
+import type { InboundMessage, PublishOptions, QoS } from '../transport/mqttClient.js';
 import { fillTemplate, isPublishableTopic, matchTopic } from '../transport/topics.js';
-import type { AgentContext, Feature, LevelDecision } from './context.js';
+import type { AgentContext, Feature, LevelDecision, LevelRequest } from './context.js';
 import { Dedupe } from './dedupe.js';
 import { errorBody, externalText, isRejected, okBody, parseRequest, replyAddress, resultData, type RequestLimits, type Transaction } from './requests.js';
 import { WorkQueue } from './workQueue.js';
@@ -39,6 +39,7 @@ export class InferenceFeature implements Feature {
   private queue: WorkQueue | undefined;
   private dedupe: Dedupe | undefined;
   private readonly routes = new Map<string, RouteConfig>();
+  private readonly limitsByRoute = new Map<RouteConfig | undefined, RequestLimits>();
   private readonly filters: string[] = [];
   private accepting = false;
 
@@ -104,32 +105,22 @@ export class InferenceFeature implements Feature {
       return;
     }
     const model = this.modelOf(route);
+    const ask: LevelRequest = { route: route.name, model };
+    if (parsed.level !== undefined) ask.level = parsed.level;
+    if (parsed.quality !== undefined) ask.quality = parsed.quality;
+    if (route.default_level !== undefined) ask.routeDefault = route.default_level;
     let decision: LevelDecision;
     try {
-      decision = this.ctx.levels.decide({
-        route: route.name,
-        model,
-        ...(parsed.level !== undefined && { level: parsed.level }),
-        ...(parsed.quality !== undefined && { quality: parsed.quality }),
-        ...(route.default_level !== undefined && { routeDefault: route.default_level }),
-      });
+      decision = this.ctx.levels.decide(ask);
     } catch (err) {
       if (key !== undefined) this.dedupe?.forget(key);
       return refuse(asSedacError(err));
     }
     const deadlineMs = Math.min(parsed.deadlineMs ?? config.queue.deadline_ms, msg.messageExpiryS !== undefined ? msg.messageExpiryS * 1000 : Infinity);
     const input = fillTemplate(route.prompt, { text: parsed.text, route: route.name, device_id: config.device_id, topic: msg.topic });
-    const accepted = this.enqueue({
-      route,
-      model,
-      input,
-      maxTokens: parsed.maxTokens ?? route.max_tokens,
-      decision,
-      receivedAt: msg.receivedAt,
-      deadline: msg.receivedAt + deadlineMs,
-      ...(tx !== undefined && { transaction: tx }),
-      deliver: reply,
-    });
+    const work: Work = { route, model, input, maxTokens: parsed.maxTokens ?? route.max_tokens, decision, receivedAt: msg.receivedAt, deadline: msg.receivedAt + deadlineMs, deliver: reply };
+    if (tx !== undefined) work.transaction = tx;
+    const accepted = this.enqueue(work);
     if (!accepted) {
       if (key !== undefined) this.dedupe?.forget(key);
       refuse(new SedacError('E_BUSY', `the queue is full (${config.queue.size} waiting); retry later`));
@@ -184,18 +175,20 @@ export class InferenceFeature implements Feature {
 
   private async run(w: Work): Promise<void> {
     const started = performance.now();
-    const level = w.decision.level !== undefined ? { level: w.decision.level } : {};
+    const level = w.decision.level;
     try {
       let result: GenerateResult | ClassifyResult;
       if (w.route.task === 'generate') {
         if (!w.model.generate) throw new SedacError('E_INTERNAL', `model ${w.model.name} cannot generate`);
-        result = await w.model.generate(w.input, { maxTokens: w.maxTokens, ...level });
+        const opts: GenerateOptions = { maxTokens: w.maxTokens };
+        if (level !== undefined) opts.level = level;
+        result = await w.model.generate(w.input, opts);
       } else {
         if (!w.model.classify) throw new SedacError('E_INTERNAL', `model ${w.model.name} cannot classify`);
-        result = await w.model.classify(w.input, level);
+        result = await w.model.classify(w.input, level !== undefined ? { level } : {});
       }
       const done = performance.now();
-      const data = { ...resultData(result, w.decision.reasons, { queueMs: started - w.receivedAt, inferMs: done - started }), ...w.extra };
+      const data = resultData(result, w.decision.reasons, { queueMs: started - w.receivedAt, inferMs: done - started }, w.extra);
       const meanLayers = 'meanLayers' in result ? result.meanLayers : result.layers;
       this.ctx.metrics.served(done - w.receivedAt, meanLayers, result.level);
       w.deliver(okBody(data, w.transaction), true);
@@ -212,9 +205,9 @@ export class InferenceFeature implements Feature {
   }
 
   private publish(topic: string, body: string, qos: QoS, correlationData?: Buffer): void {
-    this.ctx.transport
-      .publish(topic, body, { qos, ...(correlationData !== undefined && { correlationData }) })
-      .catch((err: unknown) => this.ctx.log.warn('reply publish failed', { topic, err }));
+    const opts: PublishOptions = { qos };
+    if (correlationData !== undefined) opts.correlationData = correlationData;
+    this.ctx.transport.publish(topic, body, opts).catch((err: unknown) => this.ctx.log.warn('reply publish failed', { topic, err }));
   }
 
   private drop(msg: InboundMessage, code: ErrorCode, why: string): void {
@@ -229,13 +222,19 @@ export class InferenceFeature implements Feature {
     return m;
   }
 
+  /** The request limits of a route (of an unknown route: the defaults); computed once per route. */
   private limits(route: RouteConfig | undefined): RequestLimits {
-    const mqtt = this.ctx.config.mqtt;
-    return {
-      maxPayloadBytes: mqtt.max_payload_bytes,
-      maxCorrelationBytes: mqtt.max_correlation_bytes,
-      maxChars: route?.max_chars ?? 1000,
-      maxTokens: route?.max_tokens ?? 32,
-    };
+    let l = this.limitsByRoute.get(route);
+    if (!l) {
+      const mqtt = this.ctx.config.mqtt;
+      l = {
+        maxPayloadBytes: mqtt.max_payload_bytes,
+        maxCorrelationBytes: mqtt.max_correlation_bytes,
+        maxChars: route?.max_chars ?? 1000,
+        maxTokens: route?.max_tokens ?? 32,
+      };
+      this.limitsByRoute.set(route, l);
+    }
+    return l;
   }
 }

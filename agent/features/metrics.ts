@@ -85,7 +85,7 @@ export class Metrics {
 
   snapshot(): MetricsSnapshot {
     const n = Math.min(this.latencyN, WINDOW);
-    const sorted = Array.from(this.latencies.subarray(0, n)).sort((a, b) => a - b);
+    const sorted = this.latencies.slice(0, n).sort(); // a Float64Array sorts numerically
     return {
       served: this.servedCount,
       errors: Object.fromEntries(this.errorCounts) as Partial<Record<ErrorCode, number>>,
@@ -101,7 +101,7 @@ export class Metrics {
 }
 
 /** Nearest-rank percentile of sorted values; null for none. */
-export function percentile(sorted: readonly number[], p: number): number | null {
+export function percentile(sorted: ArrayLike<number>, p: number): number | null {
   if (sorted.length === 0) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return round(sorted[i] ?? 0);

@@ -42,6 +42,7 @@ export interface RejectedRequest {
 
 const MAX_TRANSACTION_CHARS = 256;
 const MAX_LEVEL_CHARS = 64;
+const LEVEL_KEYS = ['level', 'quality'] as const;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
@@ -61,7 +62,10 @@ export function replyAddress(msg: InboundMessage, defaultTopic: string, maxCorre
     problem ??= new SedacError('E_TOO_LARGE', `correlationData is ${cd.length} bytes; the limit is ${maxCorrelationBytes}`);
     return { topic, problem };
   }
-  return { topic, ...(cd !== undefined && { correlationData: cd }), ...(problem && { problem }) };
+  const addr: ReplyAddress = { topic };
+  if (cd !== undefined) addr.correlationData = cd;
+  if (problem) addr.problem = problem;
+  return addr;
 }
 
 /** Validate a request payload. Never throws. */
@@ -85,17 +89,22 @@ export function parseRequest(payload: Buffer, limits: RequestLimits): ParsedRequ
     if (!ok) return reject('E_BAD_REQUEST', `transaction must be a string of at most ${MAX_TRANSACTION_CHARS} characters or a finite number`);
     transaction = tx as Transaction;
   }
-  const fail = (code: ErrorCode, message: string): RejectedRequest => ({ error: new SedacError(code, message), ...(transaction !== undefined && { transaction }) });
+  const fail = (code: ErrorCode, message: string): RejectedRequest => {
+    const r = reject(code, message);
+    if (transaction !== undefined) r.transaction = transaction;
+    return r;
+  };
 
   const text = o.text;
   if (text === undefined) return fail('E_BAD_REQUEST', 'text is missing');
   if (typeof text !== 'string') return fail('E_BAD_REQUEST', 'text must be a string');
   if (text.trim().length === 0) return fail('E_BAD_REQUEST', 'text is empty');
   if (overChars(text, limits.maxChars)) return fail('E_TOO_LARGE', `text is over ${limits.maxChars} characters`);
-  if (/[\uD800-\uDFFF]/.test(text.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ''))) return fail('E_BAD_REQUEST', 'text contains unpaired surrogates');
+  if (hasUnpairedSurrogate(text)) return fail('E_BAD_REQUEST', 'text contains unpaired surrogates');
 
-  const out: ParsedRequest = { text, ...(transaction !== undefined && { transaction }) };
-  for (const key of ['level', 'quality'] as const) {
+  const out: ParsedRequest = { text };
+  if (transaction !== undefined) out.transaction = transaction;
+  for (const key of LEVEL_KEYS) {
     const v = o[key];
     if (v === undefined) continue;
     if (typeof v !== 'string' || v.length === 0 || v.length > MAX_LEVEL_CHARS) return fail('E_BAD_REQUEST', `${key} must be a level name`);
@@ -149,29 +158,39 @@ export interface Timings {
   inferMs: number;
 }
 
-/** The `data` of a successful answer: the engine result, level and why, exit statistics, timings. */
-export function resultData(result: GenerateResult | ClassifyResult, reasons: string[], t: Timings): Record<string, unknown> {
-  const common = { level: result.level, reasons, queue_ms: round(t.queueMs), infer_ms: round(t.inferMs) };
-  if ('text' in result) {
-    return {
-      text: result.text,
-      tokens: result.tokens.length,
-      prompt_tokens: result.promptTokens,
-      stop: result.stop,
-      layers: result.layers,
-      mean_layers: round(result.meanLayers),
-      ...common,
-    };
-  }
-  return { label: result.label, probs: result.probs, layers: result.layers, mean_layers: result.layers, ...common };
+/**
+ * The `data` of a successful answer: the engine result, level and why, exit statistics, timings
+ * (keys in this order), then the `extra` fields.
+ */
+export function resultData(result: GenerateResult | ClassifyResult, reasons: string[], t: Timings, extra?: Record<string, unknown>): Record<string, unknown> {
+  const data: Record<string, unknown> =
+    'text' in result
+      ? {
+          text: result.text,
+          tokens: result.tokens.length,
+          prompt_tokens: result.promptTokens,
+          stop: result.stop,
+          layers: result.layers,
+          mean_layers: round(result.meanLayers),
+          level: result.level,
+          reasons,
+          queue_ms: round(t.queueMs),
+          infer_ms: round(t.inferMs),
+        }
+      : { label: result.label, probs: result.probs, layers: result.layers, mean_layers: result.layers, level: result.level, reasons, queue_ms: round(t.queueMs), infer_ms: round(t.inferMs) };
+  return extra ? Object.assign(data, extra) : data;
 }
 
 export function okBody(data: Record<string, unknown>, transaction?: Transaction): string {
-  return JSON.stringify({ status: 'ok', data, ...(transaction !== undefined && { transaction }) });
+  const body: Record<string, unknown> = { status: 'ok', data };
+  if (transaction !== undefined) body.transaction = transaction;
+  return JSON.stringify(body);
 }
 
 export function errorBody(err: SedacError, transaction?: Transaction): string {
-  return JSON.stringify({ status: 'error', error: err.toJSON(), ...(transaction !== undefined && { transaction }) });
+  const body: Record<string, unknown> = { status: 'error', error: err.toJSON() };
+  if (transaction !== undefined) body.transaction = transaction;
+  return JSON.stringify(body);
 }
 
 /** True when `s` has more than `max` code points. */
@@ -187,6 +206,14 @@ function overChars(s: string, max: number): boolean {
     if (++n > max) return true;
   }
   return false;
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/** True when `s` has a lone surrogate (a string JSON.parse accepts but UTF-8 cannot carry). */
+function hasUnpairedSurrogate(s: string): boolean {
+  if (!SURROGATE.test(s)) return false; // most texts have no surrogates at all: skip the copy below
+  return SURROGATE.test(s.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, ''));
 }
 
 function isIntIn(v: unknown, lo: number, hi: number): v is number {

@@ -13,9 +13,9 @@
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { EventEmitter } from 'node:events';
 import { silentLogger, type Logger } from '../log.js';
-import type { MessageHandler, PublishOptions, QoS, TransportCounters, TransportOptions } from './types.js';
+import type { InboundMessage, MessageHandler, PublishOptions, QoS, TransportCounters, TransportOptions } from './types.js';
 import { InflightLimiter } from './inflight.js';
-import { matchTopic } from './topics.js';
+import { matchLevels } from './topics.js';
 
 export type { InboundMessage, MessageHandler, PublishOptions, QoS, TransportCounters, TransportOptions } from './types.js';
 
@@ -32,10 +32,18 @@ class KeptStore extends mqtt.Store {
 /** CONNACK codes meaning "this protocol version is not spoken here" (3.1.1: 1, MQTT 5: 0x84). */
 const REFUSED_PROTOCOL = new Set([1, 0x84]);
 
+/**
+ * mqtt.js calls its logger dozens of times per packet; its default (the `debug` package) costs
+ * even when disabled. With DEBUG unset nothing could print, so it gets a no-op instead; with DEBUG
+ * set (e.g. DEBUG=mqttjs*) mqtt.js keeps its own logger.
+ */
+const mqttLog = (): IClientOptions['log'] => (process.env.DEBUG ? undefined : () => undefined);
+
 export class MqttTransport extends EventEmitter {
   private client: MqttClient | undefined;
   private protocol: 4 | 5;
-  private readonly subs = new Map<string, { qos: QoS; handler: MessageHandler }>();
+  /** filter → QoS, handler, and the filter split at `/` (matched against every inbound topic) */
+  private readonly subs = new Map<string, { qos: QoS; handler: MessageHandler; levels: string[] }>();
   private readonly retained = new Map<string, string>();
   private readonly incomingStore = new KeptStore();
   private readonly outgoingStore = new KeptStore();
@@ -94,7 +102,7 @@ export class MqttTransport extends EventEmitter {
 
   /** Subscribe a filter; kept across reconnects. One handler per filter. */
   subscribe(filter: string, qos: QoS, handler: MessageHandler): void {
-    this.subs.set(filter, { qos, handler });
+    this.subs.set(filter, { qos, handler, levels: filter.split('/') });
     if (this.client?.connected) this.client.subscribe(filter, this.subOptions(qos, false), (err) => err && this.subscribeFailed(filter, err));
   }
 
@@ -138,12 +146,12 @@ export class MqttTransport extends EventEmitter {
     const c = this.client;
     if (!c) return Promise.reject(new Error('transport is not started'));
     const pubOpts: IClientPublishOptions = { qos: opts.qos ?? 0, retain: opts.retain ?? false };
-    if (this.protocol === 5) {
+    if (this.protocol === 5 && (opts.responseTopic !== undefined || opts.correlationData !== undefined || opts.messageExpiryS !== undefined)) {
       const props: NonNullable<IClientPublishOptions['properties']> = {};
       if (opts.responseTopic !== undefined) props.responseTopic = opts.responseTopic;
       if (opts.correlationData !== undefined) props.correlationData = opts.correlationData;
       if (opts.messageExpiryS !== undefined) props.messageExpiryInterval = opts.messageExpiryS;
-      if (Object.keys(props).length > 0) pubOpts.properties = props;
+      pubOpts.properties = props;
     }
     return new Promise((resolve, reject) => {
       c.publish(topic, payload, pubOpts, (err) => {
@@ -207,6 +215,8 @@ export class MqttTransport extends EventEmitter {
       outgoingStore: this.outgoingStore,
       rejectUnauthorized: o.rejectUnauthorized ?? true,
     };
+    const log = mqttLog();
+    if (log) options.log = log;
     if (o.username !== undefined) options.username = o.username;
     if (o.password !== undefined) options.password = o.password;
     if (o.ca) options.ca = o.ca;
@@ -288,24 +298,22 @@ export class MqttTransport extends EventEmitter {
 
   private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     this.counts.rx++;
+    const receivedAt = performance.now();
     const props = packet.properties;
-    const base = {
-      topic,
-      payload,
-      qos: packet.qos,
-      retain: packet.retain,
-      receivedAt: performance.now(),
-      ...(props?.responseTopic !== undefined && { responseTopic: props.responseTopic }),
-      ...(props?.correlationData !== undefined && { correlationData: Buffer.from(props.correlationData) }),
-      ...(props?.messageExpiryInterval !== undefined && { messageExpiryS: props.messageExpiryInterval }),
-    };
+    const correlationData = props?.correlationData !== undefined ? Buffer.from(props.correlationData) : undefined;
+    const levels = topic.split('/');
     let handled = false;
-    for (const [filter, s] of this.subs) {
-      const captures = matchTopic(filter, topic);
+    for (const s of this.subs.values()) {
+      const captures = matchLevels(s.levels, levels);
       if (!captures) continue;
       handled = true;
+      // each handler gets its own message (handlers may keep it)
+      const msg: InboundMessage = { topic, payload, qos: packet.qos, retain: packet.retain, receivedAt, captures };
+      if (props?.responseTopic !== undefined) msg.responseTopic = props.responseTopic;
+      if (correlationData !== undefined) msg.correlationData = correlationData;
+      if (props?.messageExpiryInterval !== undefined) msg.messageExpiryS = props.messageExpiryInterval;
       try {
-        s.handler({ ...base, captures });
+        s.handler(msg);
       } catch (err) {
         this.counts.dropped++;
         this.log.error('message handler threw', { topic, err });

@@ -63,9 +63,15 @@ export const STATE_OFFLINE = '{"state":"offline"}';
  * with `$` are not matched by a leading wildcard (MQTT 4.7.2).
  */
 export function matchTopic(filter: string, topic: string): string[] | undefined {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  if ((f[0] === '+' || f[0] === '#') && topic.startsWith('$')) return undefined;
+  return matchLevels(filter.split('/'), topic.split('/'));
+}
+
+/**
+ * matchTopic on topic and filter already split at `/` (the transport splits each filter once, at
+ * subscribe, and each inbound topic once, whatever the number of subscriptions).
+ */
+export function matchLevels(f: readonly string[], t: readonly string[]): string[] | undefined {
+  if ((f[0] === '+' || f[0] === '#') && t[0]?.startsWith('$')) return undefined;
   const captures: string[] = [];
   for (let i = 0; i < f.length; i++) {
     const fl = f[i];
@@ -91,6 +97,9 @@ export function isPublishableTopic(topic: string): boolean {
  * placeholders are left as they are, so a typo shows up in the output instead of vanishing.
  */
 export function fillTemplate(template: string, vars: Record<string, string>, captures: readonly string[] = []): string {
+  // fast paths for the common templates (a fixed topic, the default prompt `{text}`); same results
+  if (!template.includes('{')) return template;
+  if (template === '{text}' && Object.prototype.hasOwnProperty.call(vars, 'text')) return vars.text ?? template;
   return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+)\}/g, (whole, key: string) => {
     if (/^[0-9]+$/.test(key)) return captures[Number(key) - 1] ?? whole;
     return Object.prototype.hasOwnProperty.call(vars, key) ? (vars[key] ?? whole) : whole;
