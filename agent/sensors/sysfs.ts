@@ -21,6 +21,9 @@ export function readInt(path: string): number | undefined {
   return Number.parseInt(text, 10);
 }
 
+/** One collator for every comparison (localeCompare with options builds a new one per call; same order). */
+const NATURAL = new Intl.Collator('en', { numeric: true });
+
 /** Entries of a directory sorted in natural order (thermal_zone2 before thermal_zone10); [] when missing. */
 export function listDir(path: string): string[] {
   try {
@@ -31,7 +34,7 @@ export function listDir(path: string): string[] {
 }
 
 export function naturalCompare(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
+  return NATURAL.compare(a, b);
 }
 
 export { join };
