@@ -15,7 +15,7 @@
  *
  * Goals (issue 5): overhead p99 < 5 ms, event-loop lag p99 < 20 ms, RSS < 150 MB.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,6 +31,25 @@ const T = topicsFor('sedac', DEVICE);
 const REPLY = 'bench/reply';
 /** Node flags the systemd unit runs the daemon with: a small young generation keeps RSS flat under load. */
 export const NODE_FLAGS = '--max-semi-space-size=2';
+
+/** An agent config written as YAML into a fresh temp dir (the config may place files in that dir). */
+export function agentConfigFile(prefix: string, config: (dir: string) => Record<string, unknown>): { dir: string; cfg: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const cfg = join(dir, 'sedac.yaml');
+  writeFileSync(cfg, stringify(config(dir)));
+  return { dir, cfg };
+}
+
+/**
+ * The daemon as its own process, as the benches run it: node with the flags of
+ * systemd/sedac.service (SEDAC_BENCH_NODE_FLAGS overrides them, '' for none) plus `extraFlags`,
+ * then `entry` (default `sedac run --config cfg`).
+ */
+export function spawnAgent(cfg: string, opts: { extraFlags?: string[]; entry?: string[]; stdout?: 'ignore' | number } = {}): ChildProcess {
+  const flags = [...(process.env.SEDAC_BENCH_NODE_FLAGS ?? NODE_FLAGS).split(' '), ...(opts.extraFlags ?? [])].filter(Boolean);
+  const entry = opts.entry ?? ['dist/agent/cli.js', 'run', '--config', cfg];
+  return spawn(process.execPath, [...flags, ...entry], { stdio: ['ignore', opts.stdout ?? 'ignore', 'inherit'] });
+}
 const MODEL = resolve(process.env.SEDAC_SHARED ?? '../shared', 'models/caption-lm-8L-ee/caption-lm-8L-ee.gguf');
 
 export interface AgentBenchOptions {
@@ -44,26 +63,19 @@ export async function benchAgent(opts: AgentBenchOptions = {}): Promise<{ rows: 
   const seconds = opts.seconds ?? Number(process.env.SEDAC_BENCH_SECONDS ?? 5);
   const rates = opts.rates ?? [20, 100];
   const broker = await startMosquitto();
-  const dir = mkdtempSync(join(tmpdir(), 'sedac-bench-agent-'));
-  const cfg = join(dir, 'sedac.yaml');
-  writeFileSync(
-    cfg,
-    stringify({
-      device_id: DEVICE,
-      mqtt: { url: broker.url },
-      models: { caption: { source: MODEL, cache_dir: join(dir, 'cache') } },
-      routes: [
-        { name: 'small', task: 'generate', model: 'caption', max_tokens: 4 },
-        { name: 'long', task: 'generate', model: 'caption', max_tokens: 64 },
-      ],
-      queue: { size: 256 },
-      health: { cron: '* * * * * *' },
-      log: { level: 'warn' },
-    }),
-  );
-  // the node flags of systemd/sedac.service (SEDAC_BENCH_NODE_FLAGS overrides, '' for none)
-  const flags = (process.env.SEDAC_BENCH_NODE_FLAGS ?? NODE_FLAGS).split(' ').filter(Boolean);
-  const agent = spawn(process.execPath, [...flags, 'dist/agent/cli.js', 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const { cfg } = agentConfigFile('sedac-bench-agent-', (dir) => ({
+    device_id: DEVICE,
+    mqtt: { url: broker.url },
+    models: { caption: { source: MODEL, cache_dir: join(dir, 'cache') } },
+    routes: [
+      { name: 'small', task: 'generate', model: 'caption', max_tokens: 4 },
+      { name: 'long', task: 'generate', model: 'caption', max_tokens: 64 },
+    ],
+    queue: { size: 256 },
+    health: { cron: '* * * * * *' },
+    log: { level: 'warn' },
+  }));
+  const agent = spawnAgent(cfg);
   const client = new MqttTransport({ url: broker.url, protocolVersion: 5, clean: true });
   const rows: Record<string, unknown>[] = [];
   try {

@@ -18,19 +18,17 @@
  *   [--node-flags '--trace-gc'] [--agent-out FILE]` (`--prof` runs the agent with
  * `--cpu-prof --cpu-prof-dir DIR --cpu-prof-interval µs`; the profile is written when it stops).
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
 import { startBroker } from '../agent/broker.js';
 import { MqttTransport } from '../agent/transport/mqttClient.js';
 import { topicsFor } from '../agent/transport/topics.js';
 import { startMosquitto } from '../test/helpers/mosquitto.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { copyFixture } from '../test/sensors/fixtures.js';
-import { NODE_FLAGS } from './agent.js';
+import { agentConfigFile, spawnAgent } from './agent.js';
 import { markdownTable, median, round } from './stats.js';
 
 const DEVICE = 'answercpu';
@@ -95,27 +93,22 @@ async function main(): Promise<void> {
   const period = Number(values.period);
   const broker = values.broker === 'mosquitto' ? await startMosquitto() : await startBroker({ port: 0 });
   const sysfs = copyFixture('rpi4');
-  const dir = mkdtempSync(join(tmpdir(), 'sedac-answercpu-'));
-  const cfg = join(dir, 'sedac.yaml');
-  writeFileSync(
-    cfg,
-    stringify({
-      device_id: DEVICE,
-      mqtt: { url: broker.url },
-      models: { caption: { source: sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.gguf'), cache_dir: values.cache } },
-      routes: [{ name: 'caption', task: 'generate', model: 'caption', max_tokens: 24 }],
-      policy: { poll_interval_ms: Number(values.poll), sensors: { sysfs_root: sysfs.root, vcgencmd: '', systeminformation_fallback: false } },
-      log: { level: 'warn' },
-    }),
-  );
-  const flags = [...NODE_FLAGS.split(' '), ...values['node-flags'].split(' ')].filter(Boolean);
+  const { cfg } = agentConfigFile('sedac-answercpu-', () => ({
+    device_id: DEVICE,
+    mqtt: { url: broker.url },
+    models: { caption: { source: sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.gguf'), cache_dir: values.cache } },
+    routes: [{ name: 'caption', task: 'generate', model: 'caption', max_tokens: 24 }],
+    policy: { poll_interval_ms: Number(values.poll), sensors: { sysfs_root: sysfs.root, vcgencmd: '', systeminformation_fallback: false } },
+    log: { level: 'warn' },
+  }));
+  const extraFlags = values['node-flags'].split(' ');
   if (values.prof) {
     mkdirSync(resolve(values.prof), { recursive: true });
-    flags.push('--cpu-prof', `--cpu-prof-dir=${resolve(values.prof)}`, `--cpu-prof-interval=${values['prof-interval']}`);
+    extraFlags.push('--cpu-prof', `--cpu-prof-dir=${resolve(values.prof)}`, `--cpu-prof-interval=${values['prof-interval']}`);
   }
   const spawnedAt = performance.now();
-  const entry = values.engine === 'fake' ? ['dist/bench/answerCpuAgent.js', cfg] : ['dist/agent/cli.js', 'run', '--config', cfg];
-  const agent = spawn(process.execPath, [...flags, ...entry], { stdio: ['ignore', values['agent-out'] ? openSync(values['agent-out'], 'w') : 'ignore', 'inherit'] });
+  const entry = values.engine === 'fake' ? ['dist/bench/answerCpuAgent.js', cfg] : undefined;
+  const agent = spawnAgent(cfg, { extraFlags, ...(entry && { entry }), stdout: values['agent-out'] ? openSync(values['agent-out'], 'w') : 'ignore' });
   const exited = new Promise((r) => agent.once('exit', r));
   const client = new MqttTransport({ url: broker.url, protocolVersion: values.broker === 'mosquitto' ? 5 : 4, clean: true });
   const prompts = readFileSync(sharedPath('data/flickr8k_captions/val.jsonl'), 'utf8')

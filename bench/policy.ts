@@ -20,7 +20,7 @@
  * Run: `npm run bench -- policy` (SEDAC_BENCH_POLICY_OBJECTIVES=speed for one objective,
  * SEDAC_BENCH_SECONDS for the phase length). Writes bench/results/policy.{json,md}.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,7 @@ import { MqttTransport } from '../agent/transport/mqttClient.js';
 import { topicsFor } from '../agent/transport/topics.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { copyFixture } from '../test/sensors/fixtures.js';
-import { NODE_FLAGS } from './agent.js';
+import { NODE_FLAGS, spawnAgent } from './agent.js';
 import { type Answer, type DemoSetup, type Mark, type Probe, type Recording, type Row, SLACK_MS, phaseRows, summarize, summaryTable } from './policyReport.js';
 import { markdownTable, round } from './stats.js';
 
@@ -157,7 +157,7 @@ async function record(dir: string, objective: Objective, hot: HotChoice, coolLev
   writeFileSync(cfg, agentConfig(device, brokerUrl, dir, root, o));
   const prompts = readTexts(sharedPath('data/flickr8k_captions/val.jsonl')).map((t) => t.split(' ').slice(0, 2).join(' '));
   const tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  const agent: ChildProcess = spawn(process.execPath, [...NODE_FLAGS.split(' ').filter(Boolean), 'dist/agent/cli.js', 'run', '--config', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const agent: ChildProcess = spawnAgent(cfg);
   const exited = new Promise((r) => agent.once('exit', r));
   const client = new MqttTransport({ url: brokerUrl, protocolVersion: 4, clean: true });
   const none: Probe = { answers: 0, tokens: 0, cpu_ms: NaN };
