@@ -160,7 +160,7 @@ export async function generateLevel(d: Decoder, prompt: number[], level: LadderL
 /** Oracle decision: exit at the first point whose exit head's argmax is the full model's token. */
 export const oracleDecide: DecideAt = (p, target) => {
   const want = target(p);
-  return (_layers, _entropy, logits) => want !== undefined && argmax(logits()) === want;
+  return (_layers, _score, logits) => want !== undefined && argmax(logits()) === want;
 };
 
 /** Static truncation: always exit at the (single) exit point. */

@@ -25,7 +25,7 @@ import type { LlamaSource } from '../agent/convert/source.js';
 import { readManifest, writeManifest } from '../agent/engine/bundle.js';
 import type { Decoder } from '../agent/engine/decoder.js';
 import { loadModel } from '../agent/engine/index.js';
-import { type CostModel, type DecoderLadder, type ExitPlan, type KvMode, type LadderLevel, describePlan, segmentsFor } from '../agent/engine/ladder.js';
+import { type CostModel, type DecoderLadder, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, describePlan, segmentsFor } from '../agent/engine/ladder.js';
 import { Session, f32 } from '../agent/engine/ort.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { type Config, MAX_GEN, type Replay, type Seq, alwaysExit, fullReplay, generateExits, generateLevel, meanOf, oracleDecide, replayPlan, timeConfigs } from './exitRuns.js';
@@ -106,7 +106,7 @@ async function prepare(name: string, gguf: string, trainFile: string, root: stri
     const L = d.config.nLayers;
     const perLayer = Array.from({ length: L - 1 }, (_, i) => i + 1);
     const m = readManifest(dir, true);
-    addSegmentGraphs(dir, m, src, [...perLayer.flatMap((e) => segmentsFor([e], L, ladder.kv)), ...segmentsFor(perLayer, L, ladder.kv), ...ladder.levels.flatMap((l) => l.plan?.segments ?? [])], lenses);
+    addSegmentGraphs(dir, m, src, [...perLayer.flatMap((e) => segmentsFor([e], L, ladder.kv, undefined, ladder.signal)), ...segmentsFor(perLayer, L, ladder.kv, undefined, ladder.signal), ...ladder.levels.flatMap((l) => l.plan?.segments ?? [])], lenses);
     writeManifest(dir, m);
     return { dir, ladder, calibrateS };
   } finally {
@@ -114,8 +114,8 @@ async function prepare(name: string, gguf: string, trainFile: string, root: stri
   }
 }
 
-function plan(exits: number[], L: number, kv: KvMode): ExitPlan {
-  return { exits, thresholds: exits.map(() => -1), segments: segmentsFor(exits, L, kv) };
+function plan(exits: number[], L: number, kv: KvMode, signal: ExitSignal | undefined): ExitPlan {
+  return { exits, thresholds: exits.map(() => -1), segments: segmentsFor(exits, L, kv, undefined, signal) };
 }
 
 /** Every configuration of one model, full depth first. */
@@ -124,10 +124,10 @@ function configsFor(d: Decoder, ladder: DecoderLadder): Config[] {
   const kv = ladder.kv;
   const configs: Config[] = [{ name: 'full (fused)', kind: 'full', exits: [], generate: (p) => generateLevel(d, p, undefined, MAX_GEN), replay: async (s) => fullReplay(s, L) }];
   for (let e = 1; e < L; e++) {
-    const pl = plan([e], L, kv);
+    const pl = plan([e], L, kv, ladder.signal);
     configs.push({ name: `static ${e}`, kind: 'static', exits: [e], generate: (p) => generateExits(d, p, pl, kv, MAX_GEN, [], alwaysExit), replay: (s) => replayPlan(d, pl, kv, s, alwaysExit) });
   }
-  const every = plan(Array.from({ length: L - 1 }, (_, i) => i + 1), L, kv);
+  const every = plan(Array.from({ length: L - 1 }, (_, i) => i + 1), L, kv, ladder.signal);
   configs.push({ name: 'oracle', kind: 'oracle', exits: every.exits, generate: (p, ref) => generateExits(d, p, every, kv, MAX_GEN, ref, oracleDecide), replay: (s) => replayPlan(d, every, kv, s, oracleDecide) });
   for (const level of ladder.levels) {
     const exits = level.mode === 'full' ? [] : level.plan!.exits;
@@ -162,7 +162,7 @@ async function measureModel(name: string, dir: string, ladder: DecoderLadder, gg
   const d = (await loadModel({ name, source: dir, quiet: true })) as Decoder;
   try {
     const L = d.config.nLayers;
-    const costs = await measureCosts(d, await loadSource(gguf));
+    const costs = await measureCosts(d, await loadSource(gguf), ladder.signal);
     const seqs: Seq[] = await fullTargets(d, readTexts(valFile), TF_TEXTS);
     const configs = configsFor(d, ladder);
     log(`${name}: teacher-forced replay of ${configs.length} configurations on ${seqs.length} texts`);
@@ -308,7 +308,7 @@ export async function benchExits(): Promise<{ rows: Row[]; table: string; extra:
           `### ${spec.name} (${r.d.L} layers, d=${r.d.dim}, vocab ${r.d.vocab})`,
           '',
           `Calibrated (speed objective, default targets) on \`${data.train}\` (${ladder.data.tokens} tokens, ${ladder.data.texts} texts) in ${calibrateS.toFixed(1)} s; measured on \`${data.val}\`: teacher-forced on ${r.tfTexts} texts, free-running on ${r.prompts} prompts (BOS + ${PROMPT_TOKENS} tokens) × up to ${MAX_GEN} tokens, ${ROUNDS} rounds.${data.note ? ` Note: ${data.note}.` : ''}`,
-          `Costs (measureCosts): call ${c.call_us} µs, layer ${c.layer_us} µs, exit head ${c.head_us} µs (H = ${(c.head_us / c.layer_us).toFixed(2)} layers). K/V of skipped layers: ${ladder.kv}. Exit heads: ${ladder.heads.map((h) => `${h.exit}:${h.kind === 'affine_lens' ? 'affine' : 'logit'}`).join(' ')}.`,
+          `Costs (measureCosts): call ${c.call_us} µs, layer ${c.layer_us} µs, exit head ${c.head_us} µs (H = ${(c.head_us / c.layer_us).toFixed(2)} layers). K/V of skipped layers: ${ladder.kv}. Exit score: ${ladder.signal ?? 'entropy'}. Exit heads: ${ladder.heads.map((h) => `${h.exit}:${h.kind === 'affine_lens' ? 'affine' : 'logit'}`).join(' ')}.`,
           '',
           modelTable(r.rows),
           `Ladder written by calibration:\n\n${ladderTable(ladder)}`,

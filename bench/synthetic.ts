@@ -251,7 +251,7 @@ export async function benchSynthetic(dists: DepthDistribution[], opts: Synthetic
 
     log('synthetic: measuring the cost model');
     let d = await openBundle(dir);
-    const costs = await measureCosts(d, src, 5, 4);
+    const costs = await measureCosts(d, src, 'entropy', 5, 4);
     await d.dispose();
     const H = costs.head_us / costs.layer_us;
 

@@ -1,6 +1,6 @@
 /**
  * The cost model behind a level's exit points, measured on this machine at calibration time:
- * per session call, per layer inside a fused graph, and per exit head (norm + LM head + entropy).
+ * per session call, per layer inside a fused graph, and per exit head (norm + LM head + its score).
  * Four timings, interleaved, the fastest of several rounds: a one-layer segment with an exit head
  * (call + layer + head), the same without the head (call + layer), a graph that only takes the same
  * per-step inputs and returns one of them (the call itself: binding, feeds, dispatch floor), and the
@@ -10,7 +10,7 @@
 import { IO, segmentGraph } from '../convert/llamaGraphs.js';
 import type { LlamaSource } from '../convert/source.js';
 import type { Decoder } from '../engine/decoder.js';
-import type { CostModel } from '../engine/ladder.js';
+import type { CostModel, ExitSignal } from '../engine/ladder.js';
 import { type Feeds, Session } from '../engine/ort.js';
 import { DType, GraphBuilder } from '../convert/onnx.js';
 
@@ -25,7 +25,7 @@ async function timeIt(fn: () => Promise<unknown>, reps: number): Promise<number>
   return ((performance.now() - t0) / reps) * 1000;
 }
 
-export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, reps = 40, maxBatch = 9): Promise<CostModel> {
+export async function measureCosts(d: Decoder, src: LlamaSource, signal: ExitSignal = 'entropy', rounds = 9, reps = 40, maxBatch = 9): Promise<CostModel> {
   const { nLayers: L, maxSeqLen } = d.config;
   const tok = d.tokenizer.bos ?? 1;
   const run = d.newState();
@@ -36,7 +36,7 @@ export async function measureCosts(d: Decoder, src: LlamaSource, rounds = 9, rep
   nop.node('Identity', [IO.inputIds], ['out']);
   nop.output('out', DType.INT64, [1, 1]);
   const floor = await Session.load(nop.toBytes(), 'cost probe 0');
-  const seg1 = await Session.load(segmentGraph(src, 0, 1, L === 1 ? { kind: 'final', rows: 'last' } : { kind: 'exit', name: 'probe' }).toBytes(), 'cost probe 1');
+  const seg1 = await Session.load(segmentGraph(src, 0, 1, L === 1 ? { kind: 'final', rows: 'last' } : { kind: 'exit', name: 'probe', signal }).toBytes(), 'cost probe 1');
   const seg2 = await Session.load(segmentGraph(src, 0, 1, { kind: 'none' }).toBytes(), 'cost probe 2');
   const past: Feeds = run.kv.feeds(0, 1, {});
   const one: number[] = [];

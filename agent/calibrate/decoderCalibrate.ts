@@ -9,13 +9,13 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSource } from '../convert/detect.js';
-import { type AffineLens, exitProbeGraph, segmentGraph } from '../convert/llamaGraphs.js';
+import { type AffineLens, IO, exitProbeGraph, segmentGraph } from '../convert/llamaGraphs.js';
 import { progressBar } from '../convert/progress.js';
 import type { LlamaSource } from '../convert/source.js';
 import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type KvMode, type LadderLevel, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
@@ -41,6 +41,11 @@ export interface DecoderCalibrateOptions {
    * (for devices where arithmetic, not dispatch, dominates)
    */
   objective?: 'speed' | 'layers';
+  /**
+   * the exit score thresholds apply to: `entropy`, `margin` (top-2 logit gap), or `auto` (default):
+   * the one whose best plans are cheaper on the fit split, summed over the levels
+   */
+  signal?: ExitSignal | 'auto';
   quiet?: boolean;
 }
 
@@ -84,11 +89,14 @@ function rowsOf(data: DecoderCalibrationData, layer: number, idx: Int32Array): F
   return out;
 }
 
-async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: AffineLens | undefined): Promise<{ entropy: Float32Array; pred: Int32Array }> {
+/** An exit head on every row: its argmax and its score under each signal. */
+async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: AffineLens | undefined): Promise<{ score: Record<ExitSignal, Float32Array>; pred: Int32Array }> {
   const s = await Session.load(exitProbeGraph(src, lens).toBytes(), 'exit probe');
   try {
-    const out = await s.run({ hidden: f32(h, [1, h.length / dim, dim]) });
-    return { entropy: floats(out.exit_entropy, 'exit_entropy').slice(), pred: Int32Array.from(out.exit_token!.data as BigInt64Array, Number) };
+    const out = await s.run({ [IO.hidden]: f32(h, [1, h.length / dim, dim]) });
+    const top = floats(out[IO.exitTop2], IO.exitTop2);
+    const margin = Float32Array.from({ length: top.length / 2 }, (_, i) => marginScore(top[2 * i]!, top[2 * i + 1]!));
+    return { score: { entropy: floats(out[IO.exitEntropy], IO.exitEntropy).slice(), margin }, pred: Int32Array.from(out.exit_token!.data as BigInt64Array, Number) };
   } finally {
     await s.release();
   }
@@ -102,23 +110,26 @@ export function addSegmentGraphs(dir: string, m: Manifest, src: LlamaSource, rol
   const L = src.config.nLayers;
   for (const role of new Set(roles)) {
     if (m.graphs[role]) continue;
-    const match = /^seg\.(\d+)-(\d+)\.(exit|final)(\.calm)?$/.exec(role);
+    const match = /^seg\.(\d+)-(\d+)\.(exit|final)(\.margin)?(\.calm)?$/.exec(role);
     const from = Number(match?.[1]);
     const to = Number(match?.[2]);
-    const calm = match?.[4] !== undefined;
-    if (!match || segmentRole(from, to, L, calm ? 'propagate' : 'recompute') !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
-    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}` }, role, calm);
+    const signal: ExitSignal = match?.[4] ? 'margin' : 'entropy';
+    const calm = match?.[5] !== undefined;
+    if (!match || segmentRole(from, to, L, calm ? 'propagate' : 'recompute', signal) !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
+    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}`, signal }, role, calm);
     m.graphs[role] = { ...writeBundleFile(dir, `${role}.onnx`, g.toBytes()), ...g.signature() };
   }
 }
 
 /** Add segment graphs for the given exit points to a bundle on disk (tests, benches). */
-export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv: KvMode = 'recompute'): Promise<void> {
+export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv: KvMode = 'recompute', signal: ExitSignal = 'entropy'): Promise<void> {
   const m = readManifest(dir, true);
   const src = await bundleSource(m);
-  addSegmentGraphs(dir, m, src, exitSets.flatMap((e) => segmentsFor(e, src.config.nLayers, kv)));
+  addSegmentGraphs(dir, m, src, exitSets.flatMap((e) => segmentsFor(e, src.config.nLayers, kv, undefined, signal)));
   writeManifest(dir, m);
 }
+
+const SIGNALS: ExitSignal[] = ['entropy', 'margin'];
 
 /** Candidate plans timed per level, and candidate drafters for `exact`. */
 const MEASURED = 3;
@@ -129,10 +140,10 @@ function structureExits(s: Structure): number[] {
   return s.cap === undefined ? s.points : [...s.points, s.cap];
 }
 
-/** An exit plan from a structure and per-point thresholds (the cap's is 1: normalized entropy never exceeds it). */
-function planOf(s: Structure, thresholds: number[], L: number, kv: KvMode): ExitPlan {
+/** An exit plan from a structure and per-point thresholds (the cap's is 1: no score exceeds it). */
+function planOf(s: Structure, thresholds: number[], L: number, kv: KvMode, signal: ExitSignal): ExitPlan {
   const exits = structureExits(s);
-  return { exits, thresholds: exits.map((e) => (e === s.cap ? 1 : thresholds[e - 1]!)), ...(s.cap === undefined ? {} : { cap: s.cap }), segments: segmentsFor(exits, L, kv, s.cap) };
+  return { exits, thresholds: exits.map((e) => (e === s.cap ? 1 : thresholds[e - 1]!)), ...(s.cap === undefined ? {} : { cap: s.cap }), segments: segmentsFor(exits, L, kv, s.cap, signal) };
 }
 
 function exitsLevel(name: string, target: number, plan: ExitPlan): LadderLevel {
@@ -140,13 +151,13 @@ function exitsLevel(name: string, target: number, plan: ExitPlan): LadderLevel {
 }
 
 /** The exact level drafting with the first `depth` layers. */
-function exactLevel(dr: DraftChoice, L: number, kv: KvMode, costs: CostModel): LadderLevel {
+function exactLevel(dr: DraftChoice, L: number, kv: KvMode, costs: CostModel, signal: ExitSignal): LadderLevel {
   const k = dr.depth;
   return {
     name: 'exact',
     target: 1,
     mode: 'speculative',
-    plan: { exits: [k], thresholds: [1], cap: k, segments: segmentsFor([k], L, kv, k) },
+    plan: { exits: [k], thresholds: [1], cap: k, segments: segmentsFor([k], L, kv, k, signal) },
     max_draft: dr.maxDraft,
     ...(Number.isFinite(dr.stop) ? { draft_stop: dr.stop } : {}),
     predicted_speedup: costs.verify_us![0]! / dr.usPerToken,
@@ -184,38 +195,57 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   const [fitIdx, calIdx, holdIdx] = split as [Int32Array, Int32Array, Int32Array];
   if (calIdx.length < 200 || fitIdx.length < 200) throw new SedacError('E_INPUT', `calibration needs more text: ${data.n} tokens in ${data.texts} texts`);
 
-  // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit split
+  // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit
+  // split; every exit scored both ways (entropy, margin)
   const heads: ExitHeadChoice[] = [];
   const lenses = new Map<number, AffineLens>();
-  const fit: TokenTable = { entropy: [], pred: [], full: Int32Array.from(fitIdx, (i) => data.target[i]!) };
-  const cal: TokenTable = { entropy: [], pred: [], full: Int32Array.from(calIdx, (i) => data.target[i]!) };
+  const tables = (idx: Int32Array): Record<ExitSignal, TokenTable> => {
+    const full = Int32Array.from(idx, (i) => data.target[i]!);
+    const pred: Int32Array[] = [];
+    return { entropy: { score: [], pred, full }, margin: { score: [], pred, full } };
+  };
+  const fitBy = tables(fitIdx);
+  const calBy = tables(calIdx);
   const hb = progressBar('calibrate: exit heads', L - 1, process.stderr, quiet);
   for (let e = 1; e < L; e++) {
     const lens = await fitAffineLens(rowsOf(data, e - 1, fitIdx), rowsOf(data, L - 1, fitIdx), fitIdx.length, dim);
-    const agree = (p: Int32Array) => p.reduce((a, t, k) => a + (t === fit.full[k] ? 1 : 0), 0) / p.length;
+    const agree = (p: Int32Array) => p.reduce((a, t, k) => a + (t === fitBy.entropy.full[k] ? 1 : 0), 0) / p.length;
     const plain = await probe(src, rowsOf(data, e - 1, fitIdx), dim, undefined);
     const tuned = await probe(src, rowsOf(data, e - 1, fitIdx), dim, lens);
     const useLens = agree(tuned.pred) > agree(plain.pred);
     heads.push({ exit: e, kind: useLens ? 'affine_lens' : 'logit_lens', agreement: { logit_lens: agree(plain.pred), affine_lens: agree(tuned.pred) } });
     if (useLens) lenses.set(e, lens);
     const chosen = useLens ? tuned : plain;
-    fit.entropy.push(chosen.entropy);
-    fit.pred.push(chosen.pred);
     const c = await probe(src, rowsOf(data, e - 1, calIdx), dim, useLens ? lens : undefined);
-    cal.entropy.push(c.entropy);
-    cal.pred.push(c.pred);
+    fitBy.entropy.pred.push(chosen.pred);
+    calBy.entropy.pred.push(c.pred);
+    for (const sig of SIGNALS) {
+      fitBy[sig].score.push(chosen.score[sig]);
+      calBy[sig].score.push(c.score[sig]);
+    }
     hb.tick(`after ${e} layers: ${heads.at(-1)!.kind}`);
   }
   hb.done();
 
-  // 3. what calls, layers and heads cost on this machine; each level's candidate plans, predicted
-  // cheapest first on the fit split (one per cap), and the exact level's candidate drafters
-  const costs = await measureCosts(d, src);
-  const family = fitThresholdFamily(fit, L, Math.max(20, Math.ceil(0.002 * fit.full.length)));
+  // 3. per signal: what calls, layers and heads cost on this machine, the threshold family, and each
+  // level's candidate plans on the fit split (cheapest predicted first); the signal whose best plans
+  // are predicted cheaper relative to the fused graph, averaged over the levels, is the ladder's
   const kv = opts.kv ?? 'recompute';
   const bySpeed = opts.objective !== 'layers';
-  const objective = bySpeed ? costs : { call_us: 0, layer_us: 1, head_us: 0 };
   const named = Object.entries(targets).filter(([, target]) => target < 1);
+  const minExits = Math.max(20, Math.ceil(0.002 * fitIdx.length));
+  const options = [];
+  for (const sig of opts.signal === undefined || opts.signal === 'auto' ? SIGNALS : [opts.signal]) {
+    const costs = await measureCosts(d, src, sig);
+    const objective = bySpeed ? costs : { call_us: 0, layer_us: 1, head_us: 0 };
+    const family = fitThresholdFamily(fitBy[sig], L, minExits);
+    const plans = new Map(named.map(([name, target]) => [name, planCandidates(family, fitBy[sig], L, target, confidence, objective)]));
+    const fused = fusedCost(objective, L);
+    const relative = named.reduce((a, [name]) => a + Math.min(1, (plans.get(name)![0]?.us ?? fused) / fused), 0) / Math.max(1, named.length);
+    options.push({ signal: sig, costs, objective, family, plans, relative });
+  }
+  const { signal, costs, objective, family, plans } = options.reduce((a, b) => (b.relative < a.relative ? b : a));
+  const cal = calBy[signal];
   const shortlist = (all: Candidate[]) => {
     // the cheapest predicted, and the cheapest capped one (the cost model sees no per-call engine
     // overhead, so it favours plans with more segments)
@@ -223,7 +253,7 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     const capped = all.find((c) => c.s.cap !== undefined);
     return bySpeed && capped && !top.includes(capped) ? [...top, capped] : top;
   };
-  const candidates = new Map(named.map(([name, target]) => [name, shortlist(planCandidates(family, fit, L, target, confidence, objective))]));
+  const candidates = new Map(named.map(([name]) => [name, shortlist(plans.get(name)!)]));
   const drafters = 'exact' in targets && bySpeed ? drafterCandidates(cal, Int32Array.from(calIdx, (i) => data.textOf[i]!), L, costs).slice(0, MEASURED) : [];
 
   // 4. optimizing for speed, the candidates are timed through the real engine (the cost model
@@ -231,8 +261,8 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   // interleaved with the fused full-depth graph
   // each candidate as the level it would be, and its measured speedup (by plan: levels share plans)
   const trialOf = new Map<Candidate | DraftChoice, LadderLevel>([
-    ...[...candidates.values()].flat().map((c) => [c, exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv))] as const),
-    ...drafters.map((dr) => [dr, exactLevel(dr, L, kv, costs)] as const),
+    ...[...candidates.values()].flat().map((c) => [c, exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv, signal))] as const),
+    ...drafters.map((dr) => [dr, exactLevel(dr, L, kv, costs, signal)] as const),
   ]);
   const speedOf = new Map<string, number>();
   const speed = (c: Candidate | DraftChoice) => speedOf.get(planKey(trialOf.get(c)!)) ?? 0;
@@ -271,14 +301,14 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
       const fastestOne = fastest(cands);
       const why =
         ordered.length > 0
-          ? `no candidate fast enough (${ordered.map((c) => planOf(c.s, c.thresholds, L, kv).exits.join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split`
+          ? `no candidate fast enough (${ordered.map((c) => planOf(c.s, c.thresholds, L, kv, signal).exits.join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split`
           : fastestOne
             ? `the fastest candidate plan measured ${speed(fastestOne)}× full-depth speed (needs ${minSpeedupFor(target)}×)`
             : 'no plan meets the target';
       levels.push({ ...base, mode: 'full', predicted_speedup: 1, note: `${why}: runs the full-depth graph` });
       continue;
     }
-    const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv));
+    const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv, signal));
     Object.assign(level, base, { predicted_speedup: fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L) });
     if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) level.mode = 'full';
     levels.push(level);
@@ -294,8 +324,10 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   // 6. the segment graphs the levels need, written into the bundle
   addSegmentGraphs(dir, m, src, levels.flatMap((l) => l.plan?.segments ?? []), lenses);
   const ladder: DecoderLadder = {
-    version: 1,
+    version: 2,
     kv,
+    signal,
+    signals: Object.fromEntries(options.map((o) => [o.signal, Math.round(o.relative * 1000) / 1000])),
     objective: opts.objective ?? 'speed',
     confidence,
     heads,

@@ -1,8 +1,8 @@
 /**
  * Per-token exit statistics of a decoder on one data split, and the thresholds chosen from them.
  *
- * Family: for a target disagreement ε, each exit point e gets the largest entropy τ_e(ε) at which
- * the tokens with entropy ≤ τ_e disagree with the full model at most a fraction ε of the time
+ * Family: for a target disagreement ε, each exit point e gets the largest score τ_e(ε) at which
+ * the tokens with score ≤ τ_e disagree with the full model at most a fraction ε of the time
  * (fitted on the "fit" split, with at least `minExits` such tokens; otherwise no exit at e). This is
  * what finds the minimum useful layer: a layer whose confident tokens are wrong (stories260K layer
  * 0 echoes its input) gets no threshold at any ε.
@@ -16,8 +16,8 @@ import { binomCdf, clopperPearsonUpper } from './classifierLadder.js';
 import type { CostModel } from '../engine/ladder.js';
 
 export interface TokenTable {
-  /** entropy[e-1][i]: normalized exit entropy after e layers, token i */
-  entropy: Float32Array[];
+  /** score[e-1][i]: the exit head's score after e layers, token i (normalized entropy or margin score; lower is surer) */
+  score: Float32Array[];
   /** pred[e-1][i]: the exit head's argmax after e layers */
   pred: Int32Array[];
   /** the full model's argmax */
@@ -43,7 +43,7 @@ export function simulateTable(t: TokenTable, thresholds: number[], nLayers: numb
     let depth = nLayers;
     for (let e = 1; e < nLayers; e++) {
       const tau = thresholds[e - 1]!;
-      if (tau >= 0 && t.entropy[e - 1]![i]! <= tau) {
+      if (tau >= 0 && t.score[e - 1]![i]! <= tau) {
         depth = e;
         if (t.pred[e - 1]![i] !== t.full[i]) dis++;
         break;
@@ -66,12 +66,12 @@ export const EPS_GRID: number[] = [0, ...Array.from({ length: 40 }, (_, j) => 0.
 export function fitThresholdFamily(t: TokenTable, nLayers: number, minExits: number): number[][] {
   const n = t.full.length;
   const wrong = t.pred.map((p) => Uint8Array.from(p, (v, i) => (v !== t.full[i] ? 1 : 0)));
-  const orders = t.entropy.map((ent) => Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => ent[a]! - ent[b]!));
+  const orders = t.score.map((sc) => Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => sc[a]! - sc[b]!));
   return EPS_GRID.map((eps) => {
     const running = new Uint8Array(n).fill(1);
     const thresholds: number[] = [];
     for (let e = 1; e < nLayers; e++) {
-      const ent = t.entropy[e - 1]!;
+      const sc = t.score[e - 1]!;
       const bad = wrong[e - 1]!;
       let seen = 0;
       let dis = 0;
@@ -83,20 +83,20 @@ export function fitThresholdFamily(t: TokenTable, nLayers: number, minExits: num
         seen++;
         dis += bad[i]!;
         const next = order[j + 1];
-        if (next !== undefined && ent[next] === ent[i]) continue; // cut only between distinct values
-        if (seen >= minExits && dis <= eps * seen) best = ent[i]!;
+        if (next !== undefined && sc[next] === sc[i]) continue; // cut only between distinct values
+        if (seen >= minExits && dis <= eps * seen) best = sc[i]!;
       }
       thresholds.push(best);
-      if (best >= 0) for (let i = 0; i < n; i++) if (running[i] && ent[i]! <= best) running[i] = 0;
+      if (best >= 0) for (let i = 0; i < n; i++) if (running[i] && sc[i]! <= best) running[i] = 0;
     }
     return thresholds;
   });
 }
 
 /**
- * The shape of a plan before thresholds: the exit points that may get an entropy threshold, and an
+ * The shape of a plan before thresholds: the exit points that may get a score threshold, and an
  * optional cap — the deepest layer run, where every token still running exits (static truncation;
- * entropy exits may come before it).
+ * scored exits may come before it).
  */
 export interface Structure {
   points: number[];
@@ -117,7 +117,7 @@ function restrict(row: number[], s: Structure): number[] {
 /**
  * Learn-then-Test over the family restricted to a structure, in order of ε: the hypotheses "this
  * row's agreement < target" are tested in sequence with a binomial test at δ = 1 − confidence,
- * starting from the structure with no entropy exits (full depth, or plain truncation at the cap),
+ * starting from the structure with no scored exits (full depth, or plain truncation at the cap),
  * and the last one rejected is kept. Undefined when even the first is not rejected (a cap too shallow).
  */
 export function chooseThresholds(family: number[][], table: TokenTable, nLayers: number, s: Structure, target: number, confidence: number): LevelFit | undefined {

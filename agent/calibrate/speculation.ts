@@ -4,7 +4,7 @@
  * verifies them all in one call and the longest prefix it agrees with is kept. Whether that beats
  * plain full depth depends on how often drafts are right and on what a batched verification costs,
  * so both are replayed from the teacher-forced calibration table with the measured costs: for each
- * drafting depth, most drafts per verification, and entropy above which drafting stops (a draft the
+ * drafting depth, most drafts per verification, and score above which drafting stops (a draft the
  * exit head is unsure of is likely wrong, and every draft after it is wasted), the predicted µs per
  * token. Output identity does not depend on the choice, only speed; calibration measures the winner.
  */
@@ -15,7 +15,7 @@ export interface DraftChoice {
   /** drafting depth (layers) */
   depth: number;
   maxDraft: number;
-  /** stop drafting after a draft whose normalized entropy is above this (Infinity: never) */
+  /** stop drafting after a draft whose exit score is above this (Infinity: never) */
   stop: number;
   /** predicted µs per emitted token */
   usPerToken: number;
@@ -31,7 +31,7 @@ export interface DraftChoice {
  */
 export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, maxDraft: number, stop: number, costs: CostModel): DraftChoice {
   const pred = t.pred[depth - 1]!;
-  const ent = t.entropy[depth - 1]!;
+  const ent = t.score[depth - 1]!;
   const verify = costs.verify_us!;
   const draftUs = costs.call_us + depth * costs.layer_us + costs.head_us;
   let us = 0;
@@ -62,7 +62,7 @@ export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, m
   return { depth, maxDraft, stop, usPerToken: us / Math.max(1, tokens), acceptance: drafted ? accepted / drafted : 0 };
 }
 
-/** Stop thresholds tried: never, and the quantiles of the drafting depth's entropy. */
+/** Stop thresholds tried: never, and the quantiles of the drafting depth's exit score. */
 function stopGrid(ent: Float32Array): number[] {
   const sorted = Float32Array.from(ent).sort();
   const qs = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -71,7 +71,7 @@ function stopGrid(ent: Float32Array): number[] {
 
 /**
  * Drafters predicted faster than full depth, fastest first: the best (drafts per verification,
- * entropy stop) for each drafting depth. Needs costs.verify_us.
+ * score stop) for each drafting depth. Needs costs.verify_us.
  */
 export function drafterCandidates(t: TokenTable, textOf: Int32Array, nLayers: number, costs: CostModel): DraftChoice[] {
   const verify = costs.verify_us;
@@ -79,7 +79,7 @@ export function drafterCandidates(t: TokenTable, textOf: Int32Array, nLayers: nu
   const out: DraftChoice[] = [];
   for (let depth = 1; depth < nLayers; depth++) {
     let best: DraftChoice | undefined;
-    for (const stop of stopGrid(t.entropy[depth - 1]!)) {
+    for (const stop of stopGrid(t.score[depth - 1]!)) {
       for (let m = 1; m < verify.length; m++) {
         const c = replayDrafts(t, textOf, depth, m, stop, costs);
         if (!best || c.usPerToken < best.usPerToken) best = c;

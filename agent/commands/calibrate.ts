@@ -8,11 +8,14 @@ import { SedacError } from '../errors.js';
 import { intOpt, numOpt, parse } from './args.js';
 
 const USAGE = `usage: sedac calibrate <bundle> --data FILE [--levels name=target,...] [--confidence C]
-                       [--max-tokens N] [--kv recompute|propagate] [--objective speed|layers] [--json]
+                       [--max-tokens N] [--kv recompute|propagate] [--objective speed|layers]
+                       [--signal auto|entropy|margin] [--json]
   --data      plain text (one text per line) or JSONL with a "text" field (and "label" for classifiers)
   --levels    targets, e.g. high=0.99,balanced=0.97,eco=0.93,critical=0.85 (exact is always lossless)
   --objective speed (default): exit points chosen for measured speed, levels whose exits would not pay
-              run at full depth; layers: fewest layers (for devices where arithmetic dominates)`;
+              run at full depth; layers: fewest layers (for devices where arithmetic dominates)
+  --signal    what an exit head's confidence is read from: entropy (normalized), margin (the gap
+              between its two largest logits), or auto (default): whichever plans cheaper on the fit split`;
 
 export function parseLevels(spec: string | undefined): Record<string, number> | undefined {
   if (spec === undefined) return undefined;
@@ -31,7 +34,7 @@ export function parseLevels(spec: string | undefined): Record<string, number> | 
 export async function main(argv: string[]): Promise<number> {
   const args = parse(
     argv,
-    { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
+    { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, signal: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
     USAGE,
     [1, 1],
   );
@@ -41,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!source || !values.data) throw new SedacError('E_USAGE', USAGE);
   if (values.kv !== undefined && values.kv !== 'recompute' && values.kv !== 'propagate') throw new SedacError('E_USAGE', `--kv must be recompute or propagate`);
   if (values.objective !== undefined && values.objective !== 'speed' && values.objective !== 'layers') throw new SedacError('E_USAGE', `--objective must be speed or layers`);
+  if (values.signal !== undefined && !['auto', 'entropy', 'margin'].includes(values.signal)) throw new SedacError('E_USAGE', `--signal must be auto, entropy or margin`);
   const levels = parseLevels(values.levels);
   const confidence = numOpt(values.confidence, 'confidence', 0.95, 0.5, 0.9999);
   const quiet = values.quiet || values.json;
@@ -61,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       maxTokens: intOpt(values['max-tokens'], 'max-tokens', 40_000, 100),
       kv: values.kv as 'recompute' | 'propagate' | undefined,
       objective: values.objective as 'speed' | 'layers' | undefined,
+      signal: values.signal as 'auto' | 'entropy' | 'margin' | undefined,
       quiet,
     });
     if (values.json) console.log(JSON.stringify({ bundle: dir, ...ladder }));
@@ -78,7 +83,7 @@ function ladderTable(ladder: DecoderLadder, L: number): string {
   );
   return [
     `costs: call ${ladder.costs.call_us} µs, layer ${ladder.costs.layer_us} µs, head ${ladder.costs.head_us} µs; K/V for skipped layers: ${ladder.kv}`,
-    `heads: ${ladder.heads.map((h) => `${h.exit}:${h.kind === 'affine_lens' ? 'affine' : 'logit'}`).join(' ')}`,
+    `exit score: ${ladder.signal ?? 'entropy'}${ladder.signals ? ` (predicted cost vs fused: ${Object.entries(ladder.signals).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}; heads: ${ladder.heads.map((h) => `${h.exit}:${h.kind === 'affine_lens' ? 'affine' : 'logit'}`).join(' ')}`,
     '',
     '| level | target | mode | exit points | agreement (cal) | agreement (held-out) | mean layers (held-out) | predicted speedup | measured speedup |',
     '|---|---|---|---|---|---|---|---|---|',

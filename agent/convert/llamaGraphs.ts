@@ -18,6 +18,7 @@
  * (1, kv_heads, past, head_dim) and flow in and out of every graph identically, so the engine can
  * switch between the fused and the per-layer path from one token to the next.
  */
+import type { ExitSignal } from '../engine/ladder.js';
 import { SedacError } from '../errors.js';
 import { DType, GraphBuilder } from './onnx.js';
 import type { LlamaConfig, LlamaLayerTensors, LlamaSource, SourceTensor } from './source.js';
@@ -31,6 +32,8 @@ export const IO = {
   logits: 'logits',
   exitLogits: 'exit_logits',
   exitEntropy: 'exit_entropy',
+  /** the exit head's two largest logits, descending (margin-scored exit heads) */
+  exitTop2: 'exit_top2',
   seqlensK: 'seqlens_k',
   totalLen: 'total_len',
   /** int64 [1]: first position written by this call (= cached positions) */
@@ -247,9 +250,10 @@ export interface AffineLens {
  * - `none`: the summed hidden state of every row (`hidden_out`);
  * - `final`: the LM head's logits, for every row or only the last;
  * - `exit`: `hidden_out` plus an exit head on the last row — optional affine lens, final norm, LM
- *   head — giving `exit_logits` (1, 1, vocab) and `exit_entropy` (1): entropy / ln(vocab).
+ *   head — giving `exit_logits` (1, 1, vocab) and its score: `exit_entropy` (1) = entropy / ln(vocab),
+ *   or with `signal: 'margin'` `exit_top2` (2), the two largest logits (the engine scores them).
  */
-export type GraphEnd = { kind: 'none' } | { kind: 'final'; rows: 'all' | 'last' } | { kind: 'exit'; lens?: AffineLens; name: string };
+export type GraphEnd = { kind: 'none' } | { kind: 'final'; rows: 'all' | 'last' } | { kind: 'exit'; lens?: AffineLens; name: string; signal?: ExitSignal };
 
 function addEnd(g: GraphBuilder, src: LlamaSource, h: Residual, end: GraphEnd): void {
   const c = src.config;
@@ -266,8 +270,18 @@ function addEnd(g: GraphBuilder, src: LlamaSource, h: Residual, end: GraphEnd): 
   const logits = headLogits(g, src, applyLens(g, c, lastRow(g, hs), end.lens, end.name));
   g.node('Identity', [logits], [IO.exitLogits]);
   g.output(IO.exitLogits, DType.FLOAT, [1, 1, c.vocabSize]);
+  if (end.signal === 'margin') {
+    g.op('Reshape', [topTwo(g, logits), g.i64('shape.two', [2])], {}, '', IO.exitTop2);
+    g.output(IO.exitTop2, DType.FLOAT, [2]);
+    return;
+  }
   g.op('Reshape', [normalizedEntropy(g, c, logits), g.i64('shape.one', [1])], {}, '', IO.exitEntropy);
   g.output(IO.exitEntropy, DType.FLOAT, [1]);
+}
+
+/** The two largest logits, descending: (1, S, V) → (1, S, 2). */
+function topTwo(g: GraphBuilder, logits: string): string {
+  return g.node('TopK', [logits, g.i64('topk.k', [2])], 2, { axis: -1, largest: 1, sorted: 1 })[0]!;
 }
 
 function applyLens(g: GraphBuilder, c: LlamaConfig, x: string, lens: AffineLens | undefined, name: string): string {
@@ -285,7 +299,8 @@ function normalizedEntropy(g: GraphBuilder, c: LlamaConfig, logits: string): str
 
 /**
  * Calibration probe: an exit head (optional lens, final norm, LM head) on every row of a hidden
- * state: `hidden` (1, S, dim) → `exit_entropy` (1, S) normalized, `exit_token` (1, S) argmax.
+ * state: `hidden` (1, S, dim) → `exit_entropy` (1, S) normalized, `exit_top2` (1, S, 2) the two
+ * largest logits, `exit_token` (1, S) argmax.
  */
 export function exitProbeGraph(src: LlamaSource, lens?: AffineLens): GraphBuilder {
   const c = src.config;
@@ -294,6 +309,8 @@ export function exitProbeGraph(src: LlamaSource, lens?: AffineLens): GraphBuilde
   const logits = headLogits(g, src, applyLens(g, c, IO.hidden, lens, 'probe'));
   g.node('Identity', [normalizedEntropy(g, c, logits)], [IO.exitEntropy]);
   g.output(IO.exitEntropy, DType.FLOAT, [1, 'seq']);
+  g.node('Identity', [topTwo(g, logits)], [IO.exitTop2]);
+  g.output(IO.exitTop2, DType.FLOAT, [1, 'seq', 2]);
   g.op('ArgMax', [logits], { axis: -1, keepdims: 0 }, '', 'exit_token');
   g.output('exit_token', DType.INT64, [1, 'seq']);
   return g;

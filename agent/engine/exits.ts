@@ -1,7 +1,8 @@
 /**
  * Early-exit decoding. A level's plan splits the layers into segments [0,e1), [e1,e2), … with an
  * exit head at the end of each but the last; after each segment the token either exits (its exit
- * head's normalized entropy is at most the level's threshold there) or goes on.
+ * head's score — normalized entropy, or the margin score of its top-2 logits, whichever the segment
+ * graph returns — is at most the level's threshold there) or goes on.
  *
  * Skipped layers leave holes in the KV cache. They are filled lazily: the next token that reaches a
  * segment takes the positions still missing there as extra rows of the same call ("pending rows"),
@@ -12,7 +13,7 @@
 import { IO } from '../convert/llamaGraphs.js';
 import { SedacError } from '../errors.js';
 import type { Decoder, RunState } from './decoder.js';
-import type { ExitPlan, KvMode } from './ladder.js';
+import { type ExitPlan, type KvMode, marginScore } from './ladder.js';
 import { type Feeds, f32, floats } from './ort.js';
 
 /** A position whose deeper layers are not computed yet. */
@@ -43,15 +44,25 @@ export interface ExitStep {
   logits: Float32Array;
   /** layers computed for this token */
   depth: number;
-  /** the exit head's normalized entropy where the token exited (undefined at full depth) */
-  entropy: number | undefined;
+  /** the exit head's score where the token exited (undefined at full depth) */
+  score: number | undefined;
 }
 
 /**
  * Replaces the threshold test (benches: oracle exits, replayed exit depths). Called at each exit
- * point with the layers computed so far, the exit head's normalized entropy and logits.
+ * point with the layers computed so far, the exit head's score and logits.
  */
-export type ExitDecision = (layers: number, entropy: number, logits: () => Float32Array) => boolean;
+export type ExitDecision = (layers: number, score: number, logits: () => Float32Array) => boolean;
+
+/** An exit segment's score: the margin of its top-2 logits, or its normalized entropy. */
+function exitScore(out: Feeds): number {
+  const top = out[IO.exitTop2];
+  if (top) {
+    const v = floats(top, 'exit_top2');
+    return marginScore(v[0]!, v[1]!);
+  }
+  return floats(out[IO.exitEntropy], 'exit_entropy')[0]!;
+}
 
 /**
  * One token through the plan: run segment after segment, and after each one decide whether the
@@ -89,7 +100,7 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
       // full depth: the final head's logits for this token; every pending row is now complete
       st.pending = st.pending.filter((r) => r.depth !== from);
       run.pos++;
-      return { logits: floats(out[IO.logits], 'logits'), depth: nLayers, entropy: undefined };
+      return { logits: floats(out[IO.logits], 'logits'), depth: nLayers, score: undefined };
     }
     const hidden = floats(out[IO.hiddenOut], 'hidden_out');
     rows.forEach((r, i) => {
@@ -98,13 +109,13 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
     });
     h = hidden.slice(rows.length * dim);
 
-    // exit decision: the exit head's normalized entropy against this level's threshold at `to`;
-    // at a capped plan's last point every token exits
-    const entropy = floats(out[IO.exitEntropy], 'exit_entropy')[0]!;
-    if (to === plan.cap || (decide ? decide(to, entropy, () => floats(out[IO.exitLogits], 'exit_logits')) : entropy <= plan.thresholds[s]!)) {
+    // exit decision: the exit head's score against this level's threshold at `to`; at a capped
+    // plan's last point every token exits
+    const score = exitScore(out);
+    if (to === plan.cap || (decide ? decide(to, score, () => floats(out[IO.exitLogits], 'exit_logits')) : score <= plan.thresholds[s]!)) {
       st.pending.push({ depth: to, h });
       run.pos++;
-      return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, entropy };
+      return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, score };
     }
   }
   throw new SedacError('E_INTERNAL', 'exit plan ends neither at full depth nor at its cap');

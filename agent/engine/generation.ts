@@ -51,7 +51,7 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
 /**
  * Lossless speculative stream (greedy). `run` holds the verified cache; `next` is the full model's
  * next token, already emitted. Each call drafts up to max_draft tokens after it with early exits
- * (stopping early when a draft needed full depth, or when its exit entropy is above draft_stop), verifies
+ * (stopping early when a draft needed full depth, or when its exit score is above draft_stop), verifies
  * [next, drafts…] in one fused call, and emits the accepted drafts and the full model's token after them.
  */
 function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode, stats: { drafted: number; accepted: number }): TokenStream {
@@ -79,7 +79,7 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
       x = argmax(step.logits, 0, V);
       drafts.push(x);
       // a full-depth draft is already the full model's token; an unsure one is likely wrong
-      if (step.depth === nLayers || (step.entropy ?? 0) > stop) break;
+      if (step.depth === nLayers || (step.score ?? 0) > stop) break;
     }
     // verify: the full model on [next, drafts…] in one call; keep the longest agreeing prefix
     const start = run.pos;

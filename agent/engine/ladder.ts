@@ -11,14 +11,27 @@ export type KvMode =
   /** CALM: the skipped layers' K/V come from the exited hidden state itself */
   | 'propagate';
 
+/**
+ * What an exit head's confidence is read from; lower is surer, both in (0, 1]:
+ * - `entropy`: the head's normalized entropy H / ln V;
+ * - `margin`: 1 / (1 + g), g = the gap between the head's two largest logits (a TopK instead of a
+ *   softmax over the vocabulary; on the caption models it ranks exits better than entropy: see README).
+ */
+export type ExitSignal = 'entropy' | 'margin';
+
+/** The margin signal from the exit head's two largest logits. */
+export function marginScore(top1: number, top2: number): number {
+  return 1 / (1 + (top1 - top2));
+}
+
 export interface ExitPlan {
   /** exit points e (1 ≤ e < nLayers), ascending */
   exits: number[];
-  /** normalized-entropy threshold per exit point: exit when exit_entropy ≤ threshold */
+  /** exit-score threshold per exit point (the ladder's signal): exit when the score ≤ threshold */
   thresholds: number[];
   /**
    * the deepest layer this plan runs (the last exit point): every token still running there exits,
-   * the layers beyond are never computed (static truncation, with entropy exits before it).
+   * the layers beyond are never computed (static truncation, with scored exits before it).
    * Absent: the plan ends at full depth.
    */
   cap?: number;
@@ -46,7 +59,7 @@ export interface LadderLevel {
   plan?: ExitPlan;
   /** speculative: most tokens drafted before one verification */
   max_draft?: number;
-  /** speculative: stop drafting after a draft whose exit entropy is above this (draft length adapts to entropy) */
+  /** speculative: stop drafting after a draft whose exit score is above this (draft length adapts to confidence) */
   draft_stop?: number;
   /** teacher-forced, on the calibration split (table simulation) */
   calibration?: LevelStats;
@@ -76,15 +89,23 @@ export interface CostModel {
   call_us: number;
   /** one layer inside a fused graph, µs */
   layer_us: number;
-  /** the final LM head (norm + matmul) or an exit head incl. entropy, µs */
+  /** the final LM head (norm + matmul) or an exit head incl. its score (entropy or top-2), µs */
   head_us: number;
   /** the fused full-depth graph on n tokens at once (index n-1): speculative verification, µs */
   verify_us?: number[];
 }
 
 export interface DecoderLadder {
-  version: 1;
+  /** 2: levels may carry `cap`, `draft_stop`; the ladder its `signal` */
+  version: 1 | 2;
   kv: KvMode;
+  /** the exit score every threshold is compared with; absent (version 1): entropy */
+  signal?: ExitSignal;
+  /**
+   * the signals calibration considered: each one's best predicted plan cost relative to the fused
+   * graph on the fit split, averaged over the levels (lower is cheaper; the lowest was chosen)
+   */
+  signals?: Partial<Record<ExitSignal, number>>;
   /** what the exit points were chosen for: measured speed, or fewest layers */
   objective: 'speed' | 'layers';
   confidence: number;
@@ -97,17 +118,20 @@ export interface DecoderLadder {
 
 export const DEFAULT_TARGETS: Record<string, number> = { exact: 1, high: 0.99, balanced: 0.97, eco: 0.93, critical: 0.85 };
 
-/** Graph role of segment [from, to); `.calm` marks the CALM propagation variant (pending rows keep their exited state). */
-export function segmentRole(from: number, to: number, nLayers: number, kv: KvMode = 'recompute'): string {
-  const base = to === nLayers ? `seg.${from}-${to}.final` : `seg.${from}-${to}.exit`;
+/**
+ * Graph role of segment [from, to): `.margin` marks an exit head scored by its top-2 logits (else
+ * entropy), `.calm` the CALM propagation variant (pending rows keep their exited state).
+ */
+export function segmentRole(from: number, to: number, nLayers: number, kv: KvMode = 'recompute', signal: ExitSignal = 'entropy'): string {
+  const base = to === nLayers ? `seg.${from}-${to}.final` : `seg.${from}-${to}.exit${signal === 'margin' ? '.margin' : ''}`;
   return kv === 'propagate' && from > 0 ? `${base}.calm` : base;
 }
 
 /** Graph roles for a set of exit points; with a cap (the last exit point) no segment goes past it. */
-export function segmentsFor(exits: number[], nLayers: number, kv: KvMode = 'recompute', cap?: number): string[] {
+export function segmentsFor(exits: number[], nLayers: number, kv: KvMode = 'recompute', cap?: number, signal: ExitSignal = 'entropy'): string[] {
   if (cap !== undefined && exits.at(-1) !== cap) throw new Error(`cap ${cap} must be the last exit point of ${exits.join(',')}`);
   const bounds = cap === undefined ? [0, ...exits, nLayers] : [0, ...exits];
-  return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers, kv));
+  return bounds.slice(1).map((to, i) => segmentRole(bounds[i]!, to, nLayers, kv, signal));
 }
 
 /** A level's plan in a few words for tables: exit points and cap, or the speculative drafter. */

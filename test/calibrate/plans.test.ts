@@ -33,7 +33,7 @@ function table(n: number, agree: number[], seed: number, sharp = 0.9): TokenTabl
     entropy.push(h);
     pred.push(p);
   }
-  return { entropy, pred, full };
+  return { score: entropy, pred, full };
 }
 
 describe('capped plans', () => {
@@ -91,7 +91,7 @@ describe('speculative drafter replay', () => {
   function oneText(right: boolean[], ent: number[]): { t: TokenTable; textOf: Int32Array } {
     const full = Int32Array.from(right, (_, i) => i + 10);
     const pred = Int32Array.from(right, (r, i) => (r ? i + 10 : 0));
-    const t: TokenTable = { full, pred: [pred, pred, pred], entropy: [Float32Array.from(ent), Float32Array.from(ent), Float32Array.from(ent)] };
+    const t: TokenTable = { full, pred: [pred, pred, pred], score: [Float32Array.from(ent), Float32Array.from(ent), Float32Array.from(ent)] };
     return { t, textOf: new Int32Array(right.length) };
   }
   const draftUs = costs.call_us + costs.layer_us + costs.head_us;

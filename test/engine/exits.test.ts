@@ -14,7 +14,7 @@ import type { Decoder } from '../../agent/engine/decoder.js';
 import { exitStateFrom, exitStep } from '../../agent/engine/exits.js';
 import { generateIds } from '../../agent/engine/generation.js';
 import { loadModel } from '../../agent/engine/index.js';
-import { type DecoderLadder, segmentsFor } from '../../agent/engine/ladder.js';
+import { type DecoderLadder, marginScore, segmentsFor } from '../../agent/engine/ladder.js';
 import { argmax, makeSampler } from '../../agent/engine/sampling.js';
 import { sharedBundle } from '../helpers/bundles.js';
 import { sharedPath } from '../helpers/shared.js';
@@ -26,27 +26,43 @@ async function calibrated(rel: string, data: string, opts: Parameters<typeof cal
   await calibrateDecoder(d, dir, sharedPath(data), { quiet: true, ...opts });
   await d.dispose();
   await addSegmentsToBundle(dir, extraExits);
+  await addSegmentsToBundle(dir, extraExits, 'recompute', 'margin');
   return (await loadModel({ name: rel, source: dir })) as Decoder;
 }
 
+/** The two largest values of a vector, descending. */
+function topTwo(x: Float32Array): [number, number] {
+  let a = -Infinity;
+  let b = -Infinity;
+  for (const v of x) {
+    if (v > a) [a, b] = [v, a];
+    else if (v > b) b = v;
+  }
+  return [a, b];
+}
+
 describe('stories260K: calibrated levels keep their promise (the layer-0 echo trap is avoided)', () => {
-  test('agreement on the TinyStories sample is within 2 points of every level target', async (t) => {
-    const d = await calibrated('models/stories260K/stories260K.gguf', 'data/tinystories/TinyStories-valid.sample.txt', { objective: 'layers' });
-    try {
-      const ladder = d.ladder!;
-      assert.ok(!ladder.levels.some((l) => l.plan?.exits.includes(1)), 'no level may exit after layer 0 (it echoes the input token)');
-      const seqs = await fullTargets(d, readTexts(sharedPath('data/tinystories/TinyStories-valid.sample.txt')), 1000);
-      for (const level of ladder.levels) {
-        if (level.mode !== 'exits') continue;
-        const r = await replayLevel(d, ladder, level.name, seqs);
-        t.diagnostic(`${level.name}: target ${level.target}, agreement ${r.agreement.toFixed(4)}, mean layers ${r.mean_layers.toFixed(2)}`);
-        assert.ok(Math.abs(r.agreement - level.target) <= 0.02, `${level.name}: agreement ${r.agreement.toFixed(4)} vs target ${level.target}`);
+  for (const signal of ['entropy', 'margin'] as const) {
+    test(`${signal} signal: agreement on the TinyStories sample is within 2 points of every level target`, async (t) => {
+      const d = await calibrated('models/stories260K/stories260K.gguf', 'data/tinystories/TinyStories-valid.sample.txt', { objective: 'layers', signal });
+      try {
+        const ladder = d.ladder!;
+        assert.equal(ladder.signal, signal);
+        assert.ok(!ladder.levels.some((l) => l.plan?.exits.includes(1)), 'no level may exit after layer 0 (it echoes the input token)');
+        const seqs = await fullTargets(d, readTexts(sharedPath('data/tinystories/TinyStories-valid.sample.txt')), 1000);
+        for (const level of ladder.levels) {
+          if (level.mode !== 'exits') continue;
+          const r = await replayLevel(d, ladder, level.name, seqs);
+          t.diagnostic(`${level.name}: target ${level.target}, agreement ${r.agreement.toFixed(4)}, mean layers ${r.mean_layers.toFixed(2)}`);
+          assert.ok(Math.abs(r.agreement - level.target) <= 0.02, `${level.name}: agreement ${r.agreement.toFixed(4)} vs target ${level.target}`);
+        }
+        assert.ok(ladder.levels.filter((l) => l.mode === 'exits').length >= 3, 'most levels use exits');
+        for (const l of ladder.levels) for (const role of l.plan?.segments ?? []) assert.equal(role.includes('.margin'), signal === 'margin' && role.includes('.exit'), role);
+      } finally {
+        await d.dispose();
       }
-      assert.ok(ladder.levels.filter((l) => l.mode === 'exits').length >= 3, 'most levels use exits');
-    } finally {
-      await d.dispose();
-    }
-  });
+    });
+  }
 });
 
 describe('caption-lm-8L-ee: exits', () => {
@@ -61,6 +77,7 @@ describe('caption-lm-8L-ee: exits', () => {
       [3, 6],
     ]);
     assert.deepEqual(d.levels, ['exact', 'high', 'balanced', 'eco', 'critical']);
+    assert.ok(d.ladder!.signal === 'entropy' || d.ladder!.signal === 'margin', `signal ${d.ladder!.signal}`);
     assert.equal(d.ladder!.levels[0]!.mode, 'full', 'optimizing layers, exact is plain full depth (speculation only pays in speed)');
   });
 
@@ -87,22 +104,44 @@ describe('caption-lm-8L-ee: exits', () => {
     }
   });
 
-  test('raising thresholds moves exits earlier, monotonically', async () => {
+  for (const signal of ['entropy', 'margin'] as const) {
+    test(`${signal} signal: raising thresholds moves exits earlier, monotonically`, async () => {
+      const exits = [2, 4, 6];
+      const seqs = (await fullTargets(d, texts(), 80)).slice(0, 80);
+      let last = Infinity;
+      let lastAgree = 1;
+      for (const tau of [0, 0.1, 0.2, 0.3, 0.45, 1]) {
+        const ladder: DecoderLadder = { ...d.ladder!, levels: [{ name: 'probe', target: 0.5, mode: 'exits', plan: { exits, thresholds: exits.map(() => tau), segments: segmentsFor(exits, d.config.nLayers, 'recompute', undefined, signal) } }] };
+        const r = await replayLevel(d, ladder, 'probe', seqs);
+        assert.ok(r.mean_layers <= last + 1e-9, `τ=${tau}: mean layers ${r.mean_layers} > ${last}`);
+        last = r.mean_layers;
+        lastAgree = r.agreement;
+      }
+      const positions = seqs.reduce((a, q) => a + q.ids.length, 0);
+      // τ = 1: every token but each text's first (run at full depth by the prefill) exits at 2
+      assert.ok(Math.abs(last - (2 * (positions - seqs.length) + d.config.nLayers * seqs.length) / positions) < 1e-9, `mean layers at τ=1: ${last}`);
+      assert.ok(lastAgree < 1);
+    });
+  }
+
+  test('a margin-scored exit head is scored by the gap between its two largest logits', async () => {
     const exits = [2, 4, 6];
-    const seqs = (await fullTargets(d, texts(), 80)).slice(0, 80);
-    let last = Infinity;
-    let lastAgree = 1;
-    for (const tau of [0, 0.1, 0.2, 0.3, 0.45, 1]) {
-      const ladder: DecoderLadder = { ...d.ladder!, levels: [{ name: 'probe', target: 0.5, mode: 'exits', plan: { exits, thresholds: exits.map(() => tau), segments: segmentsFor(exits, d.config.nLayers) } }] };
-      const r = await replayLevel(d, ladder, 'probe', seqs);
-      assert.ok(r.mean_layers <= last + 1e-9, `τ=${tau}: mean layers ${r.mean_layers} > ${last}`);
-      last = r.mean_layers;
-      lastAgree = r.agreement;
+    const plan = { exits, thresholds: [-1, -1, -1], segments: segmentsFor(exits, d.config.nLayers, 'recompute', undefined, 'margin') };
+    const ids = d.encodePromptTruncated(texts()[5]!, 16);
+    const run = d.newState();
+    await d.forward(ids.slice(0, 1), run);
+    const st = exitStateFrom(d, run);
+    let checked = 0;
+    for (const tok of ids.slice(1)) {
+      await exitStep(d, st, tok, plan, 'recompute', (_layers, score, logits) => {
+        const [a, b] = topTwo(logits());
+        assert.ok(Math.abs(score - marginScore(a, b)) < 1e-6, `score ${score} vs ${marginScore(a, b)}`);
+        assert.ok(score > 0 && score <= 1);
+        checked++;
+        return false;
+      });
     }
-    const positions = seqs.reduce((a, q) => a + q.ids.length, 0);
-    // τ = 1: every token but each text's first (run at full depth by the prefill) exits at 2
-    assert.ok(Math.abs(last - (2 * (positions - seqs.length) + d.config.nLayers * seqs.length) / positions) < 1e-9, `mean layers at τ=1: ${last}`);
-    assert.ok(lastAgree < 1);
+    assert.equal(checked, (ids.length - 1) * exits.length);
   });
 
   test('a capped plan never runs past its cap and answers as static truncation there', async () => {
