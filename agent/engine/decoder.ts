@@ -7,7 +7,7 @@
 import { SedacError } from '../errors.js';
 import { IO } from '../convert/llamaGraphs.js';
 import type { Manifest } from './bundle.js';
-import type { DecoderLadder } from './ladder.js';
+import { type DecoderLadder, checkLadder } from './ladder.js';
 import { type Feeds, type OrtTensor, Session, floats, i32, i64 } from './ort.js';
 import { RunState } from './runState.js';
 
@@ -60,7 +60,7 @@ export class Decoder implements LoadedModel {
     readonly tokenizer: Tokenizer,
     private readonly opts: DecoderOptions,
   ) {
-    this.ladder = manifest.extras?.ladder as DecoderLadder | undefined;
+    this.ladder = checkLadder(manifest.extras?.ladder, config.nLayers, manifest.graphs, dir);
     this.levels = this.ladder?.levels.map((l) => l.name) ?? [];
   }
 

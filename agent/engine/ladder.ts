@@ -3,6 +3,7 @@
  * (written by `sedac calibrate`, read by the engine). Exit points are counted in layers computed:
  * an exit at e means layers 0..e-1 ran and the exit head read the state after layer e-1.
  */
+import { SedacError } from '../errors.js';
 
 /** How an exited token's skipped layers get their K/V when a later token needs them. */
 export type KvMode =
@@ -143,4 +144,51 @@ export function describePlan(l: LadderLevel): string {
     return `drafts from ${p.cap ?? p.exits.join(',')} layer${p.cap === 1 ? '' : 's'}, ≤ ${l.max_draft ?? 4}${stop}`;
   }
   return p.cap === undefined ? p.exits.join(',') : `${p.exits.join(',')} (cap)`;
+}
+
+/**
+ * A bundle's ladder as read from its manifest, checked before the engine trusts it: a hand-edited or
+ * truncated ladder is refused at load (E_MODEL_FORMAT, naming the field), not at the first request.
+ * `graphs` are the bundle's graph roles; every level that serves a plan must find its segments there.
+ */
+export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string, unknown>, where: string): DecoderLadder | undefined {
+  if (raw === undefined) return undefined;
+  const bad = (what: string): never => {
+    throw new SedacError('E_MODEL_FORMAT', `${where}: ladder ${what}`);
+  };
+  const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!isObj(raw)) return bad('is not an object');
+  if (raw.version !== 1 && raw.version !== 2) bad(`version ${JSON.stringify(raw.version)} is not 1 or 2 (a newer sedac wrote it?)`);
+  if (raw.kv !== 'recompute' && raw.kv !== 'propagate') bad(`kv ${JSON.stringify(raw.kv)} is not recompute or propagate`);
+  if (raw.signal !== undefined && raw.signal !== 'entropy' && raw.signal !== 'margin') bad(`signal ${JSON.stringify(raw.signal)} is not entropy or margin`);
+  if (!Array.isArray(raw.levels) || raw.levels.length === 0) return bad('has no levels');
+  const kv = raw.kv as KvMode;
+  const signal = (raw.signal ?? 'entropy') as ExitSignal;
+  const names = new Set<string>();
+  for (const [i, l] of (raw.levels as unknown[]).entries()) {
+    if (!isObj(l)) return bad(`levels[${i}] is not an object`);
+    const at = `level ${JSON.stringify(l.name ?? i)}`;
+    if (typeof l.name !== 'string' || !/^[a-z][a-z0-9_-]*$/.test(l.name) || names.has(l.name)) bad(`${at}: name missing, malformed or repeated`);
+    names.add(l.name as string);
+    if (typeof l.target !== 'number' || !(l.target > 0 && l.target <= 1)) bad(`${at}: target must be in (0, 1]`);
+    if (l.mode !== 'full' && l.mode !== 'exits' && l.mode !== 'speculative') bad(`${at}: mode ${JSON.stringify(l.mode)} is not full, exits or speculative`);
+    if (l.mode === 'speculative' && !(Number.isInteger(l.max_draft) && (l.max_draft as number) >= 1)) bad(`${at}: max_draft must be a positive integer`);
+    if (l.draft_stop !== undefined && typeof l.draft_stop !== 'number') bad(`${at}: draft_stop must be a number`);
+    if (l.plan === undefined) {
+      if (l.mode !== 'full') bad(`${at}: mode ${l.mode as string} needs a plan`);
+      continue;
+    }
+    const p = l.plan;
+    if (!isObj(p)) return bad(`${at}: plan is not an object`);
+    const exits = p.exits;
+    if (!Array.isArray(exits) || exits.length === 0 || !exits.every((e, k) => Number.isInteger(e) && e >= 1 && e < nLayers && (k === 0 || e > exits[k - 1])))
+      bad(`${at}: exits must be ascending layer counts in [1, ${nLayers})`);
+    const ex = exits as number[];
+    if (!Array.isArray(p.thresholds) || p.thresholds.length !== ex.length || !p.thresholds.every((t) => typeof t === 'number' && !Number.isNaN(t))) bad(`${at}: one numeric threshold per exit point`);
+    if (p.cap !== undefined && p.cap !== ex.at(-1)) bad(`${at}: cap ${JSON.stringify(p.cap)} must be the last exit point (${ex.at(-1)})`);
+    const want = segmentsFor(ex, nLayers, kv, p.cap as number | undefined, signal);
+    if (!Array.isArray(p.segments) || p.segments.join(' ') !== want.join(' ')) bad(`${at}: segments ${JSON.stringify(p.segments)} do not match its exits (${want.join(' ')})`);
+    if (l.mode !== 'full') for (const role of want) if (!(role in graphs)) bad(`${at}: the bundle has no '${role}' graph`);
+  }
+  return raw as unknown as DecoderLadder;
 }
