@@ -34,7 +34,7 @@ import { type Panel, type Point, scatterPlot } from './plot.js';
 import { markdownTable, round } from './stats.js';
 import { benchSynthetic } from './synthetic.js';
 
-const DATA: Record<string, { train: string; val: string; note?: string }> = {
+export const DATA: Record<string, { train: string; val: string; note?: string }> = {
   stories260K: {
     train: 'data/tinystories/TinyStories-valid.sample.txt',
     val: 'data/tinystories/TinyStories-valid.sample.txt',

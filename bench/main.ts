@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <suite...>`: runs the named suites (default: generate), prints a readable table
- * and writes JSON + Markdown under bench/results/. Suites: generate, exits, classify, agent.
+ * and writes JSON + Markdown under bench/results/. Suites: generate, exits, classify, agent, policy, signals.
  * Numbers are medians of several runs measured side by side in one run (the machine is shared).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   agent: async () => (await import('./agent.js')).benchAgent,
   exits: async () => (await import('./exits.js')).benchExits,
   policy: async () => (await import('./policy.js')).benchPolicy,
+  signals: async () => (await import('./signals.js')).benchSignals,
 };
 
 async function main(): Promise<void> {

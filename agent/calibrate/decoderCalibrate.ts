@@ -178,25 +178,21 @@ function pruneSegmentGraphs(dir: string, m: Manifest, keep: Set<string>): void {
   }
 }
 
-export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string, opts: DecoderCalibrateOptions = {}): Promise<DecoderLadder> {
-  const m = readManifest(dir, true);
-  const src = await bundleSource(m);
-  const { nLayers: L, dim } = d.config;
-  const confidence = opts.confidence ?? 0.95;
-  const targets = opts.levels ?? DEFAULT_TARGETS;
-  const texts = readTexts(dataFile);
-  const quiet = opts.quiet ?? false;
+export interface ScoredExits {
+  heads: ExitHeadChoice[];
+  /** the affine lenses of the exit points that use one */
+  lenses: Map<number, AffineLens>;
+  /** per signal, the exit table of the fit split and of the calibration split */
+  fitBy: Record<ExitSignal, TokenTable>;
+  calBy: Record<ExitSignal, TokenTable>;
+}
 
-  // 1. teacher-forced full-depth pass: every layer's state, the full model's answer
-  const bar = progressBar('calibrate: full-depth pass', texts.length, process.stderr, quiet);
-  const data = await collectDecoderData(d, texts, { maxTokens: opts.maxTokens, onText: () => bar.tick('') });
-  bar.done(`${data.n} tokens from ${data.texts} texts`);
-  const split = Array.from({ length: 3 }, (_, s) => Int32Array.from(data.target.keys()).filter((i) => [0, 0, 1, 1, 2][data.textOf[i]! % 5] === s));
-  const [fitIdx, calIdx, holdIdx] = split as [Int32Array, Int32Array, Int32Array];
-  if (calIdx.length < 200 || fitIdx.length < 200) throw new SedacError('E_INPUT', `calibration needs more text: ${data.n} tokens in ${data.texts} texts`);
-
-  // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit
-  // split; every exit scored both ways (entropy, margin)
+/**
+ * The exit head of every exit point — the logit lens or a fitted affine lens, whichever agrees more
+ * with the full model on the fit split — applied to both splits and scored under every signal.
+ */
+export async function scoreExits(src: LlamaSource, data: DecoderCalibrationData, fitIdx: Int32Array, calIdx: Int32Array, quiet = true): Promise<ScoredExits> {
+  const { nLayers: L, dim } = data;
   const heads: ExitHeadChoice[] = [];
   const lenses = new Map<number, AffineLens>();
   const tables = (idx: Int32Array): Record<ExitSignal, TokenTable> => {
@@ -226,6 +222,34 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     hb.tick(`after ${e} layers: ${heads.at(-1)!.kind}`);
   }
   hb.done();
+  return { heads, lenses, fitBy, calBy };
+}
+
+/** The fit (texts 0–1 mod 5), calibration (2–3) and held-out (4) positions of the data. */
+export function splitByText(data: DecoderCalibrationData): [fit: Int32Array, cal: Int32Array, hold: Int32Array] {
+  const split = Array.from({ length: 3 }, (_, s) => Int32Array.from(data.target.keys()).filter((i) => [0, 0, 1, 1, 2][data.textOf[i]! % 5] === s));
+  return split as [Int32Array, Int32Array, Int32Array];
+}
+
+export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string, opts: DecoderCalibrateOptions = {}): Promise<DecoderLadder> {
+  const m = readManifest(dir, true);
+  const src = await bundleSource(m);
+  const { nLayers: L } = d.config;
+  const confidence = opts.confidence ?? 0.95;
+  const targets = opts.levels ?? DEFAULT_TARGETS;
+  const texts = readTexts(dataFile);
+  const quiet = opts.quiet ?? false;
+
+  // 1. teacher-forced full-depth pass: every layer's state, the full model's answer
+  const bar = progressBar('calibrate: full-depth pass', texts.length, process.stderr, quiet);
+  const data = await collectDecoderData(d, texts, { maxTokens: opts.maxTokens, onText: () => bar.tick('') });
+  bar.done(`${data.n} tokens from ${data.texts} texts`);
+  const [fitIdx, calIdx, holdIdx] = splitByText(data);
+  if (calIdx.length < 200 || fitIdx.length < 200) throw new SedacError('E_INPUT', `calibration needs more text: ${data.n} tokens in ${data.texts} texts`);
+
+  // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit
+  // split; every exit scored both ways (entropy, margin)
+  const { heads, lenses, fitBy, calBy } = await scoreExits(src, data, fitIdx, calIdx, quiet);
 
   // 3. per signal: what calls, layers and heads cost on this machine, the threshold family, and each
   // level's candidate plans on the fit split (cheapest predicted first); the signal whose best plans
