@@ -43,7 +43,8 @@ export interface DecoderCalibrateOptions {
   objective?: 'speed' | 'layers';
   /**
    * the exit score thresholds apply to: `entropy`, `margin` (top-2 logit gap), or `auto` (default):
-   * the one whose best plans are cheaper on the fit split, summed over the levels
+   * the one whose best plans are predicted cheaper on the fit split (cost relative to the fused
+   * graph, averaged over the levels)
    */
   signal?: ExitSignal | 'auto';
   quiet?: boolean;
