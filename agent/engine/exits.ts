@@ -102,6 +102,13 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
       run.pos++;
       return { logits: floats(out[IO.logits], 'logits'), depth: nLayers, score: undefined };
     }
+    if (to === plan.cap) {
+      // the cap: every token exits here, and no segment starts here, so the pending rows that
+      // reached it are as complete as they will ever be (nothing is kept for a later fill)
+      st.pending = st.pending.filter((r) => r.depth !== from);
+      run.pos++;
+      return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, score: exitScore(out) };
+    }
     const hidden = floats(out[IO.hiddenOut], 'hidden_out');
     rows.forEach((r, i) => {
       if (kv === 'recompute') r.h = hidden.slice(i * dim, (i + 1) * dim);
@@ -109,10 +116,9 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
     });
     h = hidden.slice(rows.length * dim);
 
-    // exit decision: the exit head's score against this level's threshold at `to`; at a capped
-    // plan's last point every token exits
+    // exit decision: the exit head's score against this level's threshold at `to`
     const score = exitScore(out);
-    if (to === plan.cap || (decide ? decide(to, score, () => floats(out[IO.exitLogits], 'exit_logits')) : score <= plan.thresholds[s]!)) {
+    if (decide ? decide(to, score, () => floats(out[IO.exitLogits], 'exit_logits')) : score <= plan.thresholds[s]!) {
       st.pending.push({ depth: to, h });
       run.pos++;
       return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, score };

@@ -164,6 +164,7 @@ describe('caption-lm-8L-ee: exits', () => {
         assert.equal(x.depth, y.depth);
         assert.deepEqual(x.logits, y.logits);
       }
+      assert.ok(a.pending.every((r) => r.depth < 4), 'rows exited at the cap are not kept (nothing ever fills them)');
     }
   });
 
