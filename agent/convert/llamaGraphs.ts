@@ -251,7 +251,7 @@ export interface AffineLens {
  * - `final`: the LM head's logits, for every row or only the last;
  * - `exit`: `hidden_out` plus an exit head on the last row — optional affine lens, final norm, LM
  *   head — giving `exit_logits` (1, 1, vocab) and its score: `exit_entropy` (1) = entropy / ln(vocab),
- *   or with `signal: 'margin'` `exit_top2` (2), the two largest logits (the engine scores them).
+ *   or with `signal: 'margin'` `exit_top2` (1, 1, 2), the two largest logits (the engine scores them).
  */
 export type GraphEnd = { kind: 'none' } | { kind: 'final'; rows: 'all' | 'last' } | { kind: 'exit'; lens?: AffineLens; name: string; signal?: ExitSignal };
 
@@ -259,20 +259,18 @@ function addEnd(g: GraphBuilder, src: LlamaSource, h: Residual, end: GraphEnd): 
   const c = src.config;
   if (end.kind === 'final') {
     const x = end.rows === 'last' ? lastRow(g, sumResidual(g, h)) : h;
-    g.node('Identity', [headLogits(g, src, x)], [IO.logits]);
+    g.alias(headLogits(g, src, x), IO.logits);
     g.output(IO.logits, DType.FLOAT, [1, end.rows === 'last' ? 1 : 'seq', c.vocabSize]);
     return;
   }
-  const hs = sumResidual(g, h);
-  g.node('Identity', [hs], [IO.hiddenOut]);
+  const hs = g.alias(sumResidual(g, h), IO.hiddenOut);
   g.output(IO.hiddenOut, DType.FLOAT, [1, 'seq', c.dim]);
   if (end.kind === 'none') return;
-  const logits = headLogits(g, src, applyLens(g, c, lastRow(g, hs), end.lens, end.name));
-  g.node('Identity', [logits], [IO.exitLogits]);
+  const logits = g.alias(headLogits(g, src, applyLens(g, c, lastRow(g, hs), end.lens, end.name)), IO.exitLogits);
   g.output(IO.exitLogits, DType.FLOAT, [1, 1, c.vocabSize]);
   if (end.signal === 'margin') {
-    g.op('Reshape', [topTwo(g, logits), g.i64('shape.two', [2])], {}, '', IO.exitTop2);
-    g.output(IO.exitTop2, DType.FLOAT, [2]);
+    g.alias(topTwo(g, logits), IO.exitTop2);
+    g.output(IO.exitTop2, DType.FLOAT, [1, 1, 2]);
     return;
   }
   g.op('Reshape', [normalizedEntropy(g, c, logits), g.i64('shape.one', [1])], {}, '', IO.exitEntropy);

@@ -98,6 +98,18 @@ export class GraphBuilder {
     return outs;
   }
 
+  /**
+   * Give a computed value a fixed name (a graph output): the node that produces it writes under the
+   * new name, so no Identity kernel runs for it. Graph inputs and initializers get an Identity.
+   */
+  alias(value: string, name: string): string {
+    const producer = this.nodes.find((n) => n.outputs.includes(value));
+    if (!producer) return this.op('Identity', [value], {}, '', name);
+    producer.outputs = producer.outputs.map((o) => (o === value ? name : o));
+    for (const n of this.nodes) n.inputs = n.inputs.map((i) => (i === value ? name : i));
+    return name;
+  }
+
   /** Single-output convenience. */
   op(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, domain = '', outName?: string): string {
     return this.node(op, inputs, outName ? [outName] : 1, attrs, domain)[0]!;
