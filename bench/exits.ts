@@ -13,20 +13,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureCosts } from '../agent/calibrate/costs.js';
-import { addSegmentGraphs, calibrateDecoder, readTexts } from '../agent/calibrate/decoderCalibrate.js';
+import { addSegmentGraphs, calibrateDecoder, readTexts, scoreExits, splitByText } from '../agent/calibrate/decoderCalibrate.js';
 import { collectDecoderData } from '../agent/calibrate/decoderData.js';
 import { fullTargets } from '../agent/calibrate/evaluate.js';
 import { fusedCost, predictedCost } from '../agent/calibrate/exitTable.js';
-import { fitAffineLens } from '../agent/calibrate/lens.js';
 import { convertModel } from '../agent/convert/cache.js';
 import { loadSource } from '../agent/convert/detect.js';
-import { type AffineLens, exitProbeGraph } from '../agent/convert/llamaGraphs.js';
+import type { AffineLens } from '../agent/convert/llamaGraphs.js';
 import type { LlamaSource } from '../agent/convert/source.js';
 import { readManifest, writeManifest } from '../agent/engine/bundle.js';
 import type { Decoder } from '../agent/engine/decoder.js';
 import { loadModel } from '../agent/engine/index.js';
 import { type CostModel, type DecoderLadder, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, describePlan, segmentsFor } from '../agent/engine/ladder.js';
-import { Session, f32 } from '../agent/engine/ort.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { type Config, MAX_GEN, type Replay, type Seq, alwaysExit, fullReplay, generateExits, generateLevel, meanOf, oracleDecide, replayPlan, timeConfigs } from './exitRuns.js';
 import { DECODER_MODELS } from './generate.js';
@@ -66,27 +64,15 @@ type Row = Record<string, unknown>;
  * cannot silently give the bench's extra exit points different heads.
  */
 async function calibratedLenses(d: Decoder, ladder: DecoderLadder, texts: string[], src: LlamaSource): Promise<Map<number, AffineLens>> {
-  const lenses = new Map<number, AffineLens>();
-  const affine = ladder.heads.filter((h) => h.kind === 'affine_lens');
-  if (affine.length === 0) return lenses;
-  const { dim, nLayers: L } = d.config;
+  if (!ladder.heads.some((h) => h.kind === 'affine_lens')) return new Map();
   const data = await collectDecoderData(d, texts);
-  const fit = Int32Array.from(data.target.keys()).filter((i) => [0, 0, 1, 1, 2][data.textOf[i]! % 5] === 0);
-  const rows = (layer: number): Float32Array => {
-    const out = new Float32Array(fit.length * dim);
-    fit.forEach((i, k) => out.set(data.hidden[layer]!.subarray(i * dim, (i + 1) * dim), k * dim));
-    return out;
-  };
-  const final = rows(L - 1);
-  for (const h of affine) {
-    const x = rows(h.exit - 1);
-    const lens = await fitAffineLens(x, final, fit.length, dim);
-    const probe = await Session.load(exitProbeGraph(src, lens).toBytes(), 'lens check');
-    const pred = (await probe.run({ hidden: f32(x, [1, fit.length, dim]) })).exit_token!.data as BigInt64Array;
-    await probe.release();
-    const agree = pred.reduce((a, t, k) => a + (Number(t) === data.target[fit[k]!] ? 1 : 0), 0) / fit.length;
-    if (Math.abs(agree - h.agreement.affine_lens) > 1e-9) throw new Error(`refitted lens at exit ${h.exit} agrees ${agree}, calibration recorded ${h.agreement.affine_lens}: the bench's refit is out of step with calibrate`);
-    lenses.set(h.exit, lens);
+  const [fit, cal] = splitByText(data);
+  const { heads, lenses } = await scoreExits(src, data, fit, cal);
+  for (const h of ladder.heads) {
+    const again = heads.find((x) => x.exit === h.exit);
+    if (again?.kind !== h.kind || Math.abs(again.agreement.affine_lens - h.agreement.affine_lens) > 1e-9) {
+      throw new Error(`refitted exit head at ${h.exit} (${again?.kind}, ${again?.agreement.affine_lens}) differs from calibration's (${h.kind}, ${h.agreement.affine_lens}): the bench's refit is out of step with calibrate`);
+    }
   }
   return lenses;
 }
