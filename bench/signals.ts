@@ -12,14 +12,13 @@ import { fitThresholdFamily, simulateTable } from '../agent/calibrate/exitTable.
 import { loadSource } from '../agent/convert/detect.js';
 import type { Decoder } from '../agent/engine/decoder.js';
 import { loadModel } from '../agent/engine/index.js';
-import type { ExitSignal } from '../agent/engine/ladder.js';
+import { EXIT_SIGNALS, type ExitSignal } from '../agent/engine/ladder.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { DATA } from './exits.js';
 import { DECODER_MODELS } from './generate.js';
 import { markdownTable, round } from './stats.js';
 
 const TARGETS = [0.99, 0.97, 0.93, 0.85];
-const SIGNALS: ExitSignal[] = ['entropy', 'margin'];
 const MAX_TOKENS = 30_000;
 
 export async function benchSignals(): Promise<{ rows: Record<string, unknown>[]; table: string }> {
@@ -33,7 +32,7 @@ export async function benchSignals(): Promise<{ rows: Record<string, unknown>[];
       const [fitIdx, calIdx] = splitByText(data);
       const { fitBy, calBy } = await scoreExits(await loadSource(gguf), data, fitIdx, calIdx);
       const L = data.nLayers;
-      for (const signal of SIGNALS) {
+      for (const signal of EXIT_SIGNALS) {
         const family = fitThresholdFamily(fitBy[signal], L, Math.max(20, Math.ceil(0.002 * fitIdx.length)));
         const sims = family.map((row) => simulateTable(calBy[signal], row, L));
         for (const target of TARGETS) {

@@ -15,7 +15,7 @@ import type { LlamaSource } from '../convert/source.js';
 import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
@@ -130,8 +130,6 @@ export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv:
   writeManifest(dir, m);
 }
 
-const SIGNALS: ExitSignal[] = ['entropy', 'margin'];
-
 /** Candidate plans timed per level, and candidate drafters for `exact`. */
 const MEASURED = 3;
 /** Prompts (BOS + 2 tokens of fit-split texts) the candidates are timed on. */
@@ -216,7 +214,7 @@ export async function scoreExits(src: LlamaSource, data: DecoderCalibrationData,
     const c = await probe(src, rowsOf(data, e - 1, calIdx), dim, useLens ? lens : undefined);
     fitBy.entropy.pred.push(chosen.pred);
     calBy.entropy.pred.push(c.pred);
-    for (const sig of SIGNALS) {
+    for (const sig of EXIT_SIGNALS) {
       fitBy[sig].score.push(chosen.score[sig]);
       calBy[sig].score.push(c.score[sig]);
     }
@@ -260,7 +258,7 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   const named = Object.entries(targets).filter(([, target]) => target < 1);
   const minExits = Math.max(20, Math.ceil(0.002 * fitIdx.length));
   const options = [];
-  for (const sig of opts.signal === undefined || opts.signal === 'auto' ? SIGNALS : [opts.signal]) {
+  for (const sig of opts.signal === undefined || opts.signal === 'auto' ? EXIT_SIGNALS : [opts.signal]) {
     const costs = await measureCosts(d, src, sig);
     const objective = bySpeed ? costs : { call_us: 0, layer_us: 1, head_us: 0 };
     const family = fitThresholdFamily(fitBy[sig], L, minExits);

@@ -31,7 +31,7 @@ export interface DraftChoice {
  */
 export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, maxDraft: number, stop: number, costs: CostModel): DraftChoice {
   const pred = t.pred[depth - 1]!;
-  const ent = t.score[depth - 1]!;
+  const score = t.score[depth - 1]!;
   const verify = costs.verify_us!;
   const draftUs = costs.call_us + depth * costs.layer_us + costs.head_us;
   let us = 0;
@@ -46,7 +46,7 @@ export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, m
       let k = 0;
       while (k < maxDraft && p + k < end) {
         k++;
-        if (ent[p + k - 1]! > stop) break;
+        if (score[p + k - 1]! > stop) break;
       }
       let j = 0;
       while (j < k && pred[p + j] === t.full[p + j]) j++;
@@ -63,8 +63,8 @@ export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, m
 }
 
 /** Stop thresholds tried: never, and the quantiles of the drafting depth's exit score. */
-function stopGrid(ent: Float32Array): number[] {
-  const sorted = Float32Array.from(ent).sort();
+function stopGrid(score: Float32Array): number[] {
+  const sorted = Float32Array.from(score).sort();
   const qs = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
   return [Infinity, ...qs.map((q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!)];
 }

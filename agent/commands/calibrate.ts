@@ -3,7 +3,7 @@ import { ensureBundle } from '../convert/cache.js';
 import { readManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS, type DecoderLadder, describePlan } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type ExitSignal, LEVEL_NAME, describePlan } from '../engine/ladder.js';
 import { SedacError } from '../errors.js';
 import { intOpt, numOpt, parse } from './args.js';
 
@@ -23,7 +23,7 @@ export function parseLevels(spec: string | undefined): Record<string, number> | 
   for (const part of spec.split(',').filter(Boolean)) {
     const [name, value] = part.split('=');
     const target = Number(value);
-    if (!name || !/^[a-z][a-z0-9_-]*$/.test(name) || !(target > 0 && target < 1)) {
+    if (!name || !LEVEL_NAME.test(name) || !(target > 0 && target < 1)) {
       throw new SedacError('E_USAGE', `--levels: '${part}' is not name=target with 0 < target < 1`);
     }
     out[name] = target;
@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!source || !values.data) throw new SedacError('E_USAGE', USAGE);
   if (values.kv !== undefined && values.kv !== 'recompute' && values.kv !== 'propagate') throw new SedacError('E_USAGE', `--kv must be recompute or propagate`);
   if (values.objective !== undefined && values.objective !== 'speed' && values.objective !== 'layers') throw new SedacError('E_USAGE', `--objective must be speed or layers`);
-  if (values.signal !== undefined && !['auto', 'entropy', 'margin'].includes(values.signal)) throw new SedacError('E_USAGE', `--signal must be auto, entropy or margin`);
+  if (values.signal !== undefined && values.signal !== 'auto' && !EXIT_SIGNALS.includes(values.signal as ExitSignal)) throw new SedacError('E_USAGE', `--signal must be auto, entropy or margin`);
   const levels = parseLevels(values.levels);
   const confidence = numOpt(values.confidence, 'confidence', 0.95, 0.5, 0.9999);
   const quiet = values.quiet || values.json;
@@ -65,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
       maxTokens: intOpt(values['max-tokens'], 'max-tokens', 40_000, 100),
       kv: values.kv as 'recompute' | 'propagate' | undefined,
       objective: values.objective as 'speed' | 'layers' | undefined,
-      signal: values.signal as 'auto' | 'entropy' | 'margin' | undefined,
+      signal: values.signal as ExitSignal | 'auto' | undefined,
       quiet,
     });
     if (values.json) console.log(JSON.stringify({ bundle: dir, ...ladder }));

@@ -20,6 +20,12 @@ export type KvMode =
  */
 export type ExitSignal = 'entropy' | 'margin';
 
+/** Every exit signal, in the order calibration tries them (the first wins ties). */
+export const EXIT_SIGNALS: readonly ExitSignal[] = ['entropy', 'margin'];
+
+/** A level name: lower case, digits, `_` and `-`, starting with a letter. */
+export const LEVEL_NAME = /^[a-z][a-z0-9_-]*$/;
+
 /** The margin signal from the exit head's two largest logits. */
 export function marginScore(top1: number, top2: number): number {
   return 1 / (1 + (top1 - top2));
@@ -160,7 +166,7 @@ export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string
   if (!isObj(raw)) return bad('is not an object');
   if (raw.version !== 1 && raw.version !== 2) bad(`version ${JSON.stringify(raw.version)} is not 1 or 2 (a newer sedac wrote it?)`);
   if (raw.kv !== 'recompute' && raw.kv !== 'propagate') bad(`kv ${JSON.stringify(raw.kv)} is not recompute or propagate`);
-  if (raw.signal !== undefined && raw.signal !== 'entropy' && raw.signal !== 'margin') bad(`signal ${JSON.stringify(raw.signal)} is not entropy or margin`);
+  if (raw.signal !== undefined && !EXIT_SIGNALS.includes(raw.signal as ExitSignal)) bad(`signal ${JSON.stringify(raw.signal)} is not entropy or margin`);
   if (!Array.isArray(raw.levels) || raw.levels.length === 0) return bad('has no levels');
   const kv = raw.kv as KvMode;
   const signal = (raw.signal ?? 'entropy') as ExitSignal;
@@ -168,7 +174,7 @@ export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string
   for (const [i, l] of (raw.levels as unknown[]).entries()) {
     if (!isObj(l)) return bad(`levels[${i}] is not an object`);
     const at = `level ${JSON.stringify(l.name ?? i)}`;
-    if (typeof l.name !== 'string' || !/^[a-z][a-z0-9_-]*$/.test(l.name) || names.has(l.name)) bad(`${at}: name missing, malformed or repeated`);
+    if (typeof l.name !== 'string' || !LEVEL_NAME.test(l.name) || names.has(l.name)) bad(`${at}: name missing, malformed or repeated`);
     names.add(l.name as string);
     if (typeof l.target !== 'number' || !(l.target > 0 && l.target <= 1)) bad(`${at}: target must be in (0, 1]`);
     if (l.mode !== 'full' && l.mode !== 'exits' && l.mode !== 'speculative') bad(`${at}: mode ${JSON.stringify(l.mode)} is not full, exits or speculative`);
