@@ -190,6 +190,17 @@ export interface Timing {
  * against. Only decoding is timed: the prefill and the first token it gives are the same for all.
  */
 export async function timeConfigs(d: Decoder, configs: Config[], prompts: number[][], rounds: number, seed = 7): Promise<Timing[]> {
+  // every configuration's graphs stay loaded side by side (configurations alternate prompt by
+  // prompt; the engine would otherwise release and reload them): a speed bench, not a memory one
+  const unpin = d.pin(Object.keys(d.manifest.graphs).filter((r) => r === 'full' || r.startsWith('seg.')));
+  try {
+    return await timeConfigsPinned(d, configs, prompts, rounds, seed);
+  } finally {
+    unpin();
+  }
+}
+
+async function timeConfigsPinned(d: Decoder, configs: Config[], prompts: number[][], rounds: number, seed: number): Promise<Timing[]> {
   const eos = d.tokenizer.eos;
   // warm-up (loads every graph) and the full model's reference outputs, EOS included
   const refs: number[][] = [];

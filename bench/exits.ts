@@ -27,7 +27,7 @@ import { loadModel } from '../agent/engine/index.js';
 import { type CostModel, type DecoderLadder, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, describePlan, segmentsFor } from '../agent/engine/ladder.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { type Config, MAX_GEN, type Replay, type Seq, alwaysExit, fullReplay, generateExits, generateLevel, meanOf, oracleDecide, replayPlan, timeConfigs } from './exitRuns.js';
-import { DECODER_MODELS } from './generate.js';
+import { benchModels, isSmall, modelFile } from './generate.js';
 import { type Panel, type Point, scatterPlot } from './plot.js';
 import { markdownTable, round } from './stats.js';
 import { benchSynthetic } from './synthetic.js';
@@ -40,6 +40,10 @@ export const DATA: Record<string, { train: string; val: string; note?: string }>
   },
   'caption-lm-8L': { train: 'data/flickr8k_captions/train.jsonl', val: 'data/flickr8k_captions/val.jsonl' },
   'caption-lm-8L-ee': { train: 'data/flickr8k_captions/train.jsonl', val: 'data/flickr8k_captions/val.jsonl' },
+  'caption-lm-8L-x4': { train: 'data/flickr8k_captions/train.jsonl', val: 'data/flickr8k_captions/val.jsonl', note: 'caption-lm-8L widened ×4 (d 512, 26.7M parameters) by ../shared/tools/widen_gguf.py: the trained model\'s outputs at realistic compute per layer' },
+  'caption-lm-8L-ee-x4': { train: 'data/flickr8k_captions/train.jsonl', val: 'data/flickr8k_captions/val.jsonl', note: 'caption-lm-8L-ee widened ×4 (d 512, 26.7M parameters) by ../shared/tools/widen_gguf.py: the trained model\'s outputs at realistic compute per layer' },
+  'caption-lm-8L-ee-x4-q8_0': { train: 'data/flickr8k_captions/train.jsonl', val: 'data/flickr8k_captions/val.jsonl', note: 'caption-lm-8L-ee widened ×4, Q8_0 weights' },
+  'caption-lm-8L-ee-x8': { train: 'data/flickr8k_captions/train.jsonl', val: 'data/flickr8k_captions/val.jsonl', note: 'caption-lm-8L-ee widened ×8 (d 1024, 105M parameters) by ../shared/tools/widen_gguf.py' },
 };
 
 const ROUNDS = Math.max(5, Number(process.env.SEDAC_BENCH_RUNS ?? 7));
@@ -67,7 +71,7 @@ async function calibratedLenses(d: Decoder, ladder: DecoderLadder, texts: string
   if (!ladder.heads.some((h) => h.kind === 'affine_lens')) return new Map();
   const data = await collectDecoderData(d, texts);
   const [fit, cal] = splitByText(data);
-  const { heads, lenses } = await scoreExits(src, data, fit, cal);
+  const { heads, lenses } = await scoreExits(src, data, fit, cal).finally(() => data.dispose());
   for (const h of ladder.heads) {
     const again = heads.find((x) => x.exit === h.exit);
     if (again?.kind !== h.kind || Math.abs(again.agreement.affine_lens - h.agreement.affine_lens) > 1e-9) {
@@ -279,9 +283,10 @@ export async function benchExits(): Promise<{ rows: Row[]; table: string; extra:
   const panels: Panel[] = [];
   let eeHist: { name: string; hist: number[] }[] = [];
   try {
-    for (const spec of DECODER_MODELS.filter((m) => wanted(m.name))) {
+    // the small guards and the x4 caption models (x8 and Q8_0: SEDAC_BENCH_MODELS)
+    for (const spec of benchModels((m) => isSmall(m) || (m.wide?.k === 4 && m.wide.type === 'f32')).filter((m) => wanted(m.name))) {
       const data = DATA[spec.name]!;
-      const gguf = sharedPath(spec.gguf);
+      const gguf = await modelFile(spec);
       const trainFile = sharedPath(data.train);
       const valFile = sharedPath(data.val);
       const { dir, ladder, calibrateS } = await prepare(spec.name, gguf, trainFile, root);

@@ -14,12 +14,48 @@ import { Session, f32 } from '../agent/engine/ort.js';
 import { DType, GraphBuilder } from '../agent/convert/onnx.js';
 import { markdownTable, median, round } from './stats.js';
 import { sharedPath } from '../test/helpers/shared.js';
+import { type WideSpec, wideName, widenedGguf } from '../test/helpers/widened.js';
 
-export const DECODER_MODELS = [
+export interface DecoderBenchModel {
+  name: string;
+  /** a GGUF under ../shared, or a widened caption model (generated into the bench cache) */
+  gguf?: string;
+  wide?: WideSpec;
+  prompt: string;
+  tokens: number;
+}
+
+/**
+ * The dispatch-bound regression guards (d ≤ 128) and the widened caption models (realistic compute
+ * per layer, identical outputs: bench/widened.ts). SEDAC_BENCH_MODELS (comma-separated names)
+ * picks a subset; the default is every model.
+ */
+export const ALL_DECODER_MODELS: DecoderBenchModel[] = [
   { name: 'stories260K', gguf: 'models/stories260K/stories260K.gguf', prompt: 'Once upon a time', tokens: 200 },
   { name: 'caption-lm-8L', gguf: 'models/caption-lm-8L/caption-lm-8L.gguf', prompt: 'a dog', tokens: 56 },
   { name: 'caption-lm-8L-ee', gguf: 'models/caption-lm-8L-ee/caption-lm-8L-ee.gguf', prompt: 'a dog', tokens: 56 },
+  ...([
+    { base: 'caption-lm-8L-ee', k: 4, type: 'f32' },
+    { base: 'caption-lm-8L-ee', k: 4, type: 'q8_0' },
+    { base: 'caption-lm-8L', k: 4, type: 'f32' },
+    { base: 'caption-lm-8L-ee', k: 8, type: 'f32' },
+  ] as WideSpec[]).map((wide) => ({ name: wideName(wide), wide, prompt: 'a dog', tokens: 56 })),
 ];
+
+const PICK = process.env.SEDAC_BENCH_MODELS?.split(',').map((s) => s.trim());
+
+/** The models a suite runs: SEDAC_BENCH_MODELS when set, else the suite's own choice. */
+export function benchModels(defaults: (m: DecoderBenchModel) => boolean): DecoderBenchModel[] {
+  return ALL_DECODER_MODELS.filter((m) => (PICK ? PICK.includes(m.name) : defaults(m)));
+}
+
+/** The d ≤ 128 models: dispatch-bound regression guards (their outputs are what the widened ones reproduce). */
+export const isSmall = (m: DecoderBenchModel): boolean => m.wide === undefined;
+
+/** The model's GGUF: under ../shared, or widened into the bench cache and checked. */
+export async function modelFile(m: DecoderBenchModel): Promise<string> {
+  return m.wide ? widenedGguf(m.wide) : sharedPath(m.gguf!);
+}
 
 const RUNS = Number(process.env.SEDAC_BENCH_RUNS ?? 7);
 
@@ -74,12 +110,13 @@ function peakRssKb(): number {
 
 /** Measure one model in this process (called in a child). */
 export async function measureModel(name: string): Promise<Record<string, unknown>> {
-  const spec = DECODER_MODELS.find((m) => m.name === name);
+  const spec = ALL_DECODER_MODELS.find((m) => m.name === name);
   if (!spec) throw new Error(`unknown bench model ${name}`);
-  const d = (await loadModel({ name, source: sharedPath(spec.gguf), quiet: true })) as Decoder;
+  const d = (await loadModel({ name, source: await modelFile(spec), quiet: true })) as Decoder;
   const prompt = d.encodePrompt(spec.prompt);
   const n = Math.min(spec.tokens, d.config.maxSeqLen - prompt.length - 1);
-  await d.ensureLayered();
+  // both paths stay loaded side by side (two copies of the weights: this bench compares them)
+  const unpin = d.pin([...d.layeredRoles(), 'full']);
   // warm-up, then interleave fused and layered runs so both see the same machine state
   await decodeRate(d, prompt, 8, false);
   await decodeRate(d, prompt, 8, true);
@@ -96,6 +133,7 @@ export async function measureModel(name: string): Promise<Record<string, unknown
   const breakdown: Record<string, number> = {};
   for (const [role, us] of steps) breakdown[`${role}_us`] = round(median(us), 1);
   const callsPerToken = d.config.nLayers + 2;
+  unpin();
   await d.dispose();
   return {
     model: name,
@@ -118,13 +156,14 @@ export async function benchGenerate(): Promise<{ rows: Record<string, unknown>[]
   const self = fileURLToPath(import.meta.url);
   const { peerTokensPerSecond } = await import('./peer.js');
   const rows: Record<string, unknown>[] = [];
-  for (const m of DECODER_MODELS) {
+  // speed and memory: every model, the widened ones at realistic size included
+  for (const m of benchModels(() => true)) {
     const out = execFileSync(process.execPath, [self, '--child', m.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const row = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
     const peerRuns: Record<string, unknown>[] = [];
     let peerBest = NaN;
     for (const threads of [1, 2]) {
-      const p = await peerTokensPerSecond(sharedPath(m.gguf), { promptTokens: row.prompt_ids as number[], nTokens: Number(row.decode_tokens), threads, runs: RUNS });
+      const p = await peerTokensPerSecond(await modelFile(m), { promptTokens: row.prompt_ids as number[], nTokens: Number(row.decode_tokens), threads, runs: RUNS });
       peerRuns.push({ threads, ...p });
       if ('tokens_per_s_median' in p) peerBest = Number.isFinite(peerBest) ? Math.max(peerBest, p.tokens_per_s_median) : p.tokens_per_s_median;
     }

@@ -15,7 +15,7 @@ import { loadModel } from '../agent/engine/index.js';
 import { EXIT_SIGNALS, type ExitSignal } from '../agent/engine/ladder.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { DATA } from './exits.js';
-import { DECODER_MODELS } from './generate.js';
+import { benchModels, isSmall, modelFile } from './generate.js';
 import { markdownTable, round } from './stats.js';
 
 const TARGETS = [0.99, 0.97, 0.93, 0.85];
@@ -23,14 +23,16 @@ const MAX_TOKENS = 30_000;
 
 export async function benchSignals(): Promise<{ rows: Record<string, unknown>[]; table: string }> {
   const rows: Record<string, unknown>[] = [];
-  for (const m of DECODER_MODELS) {
-    const gguf = sharedPath(m.gguf);
+  // the signal is a property of the trained model: the widened ones give the same numbers
+  const models = benchModels(isSmall);
+  for (const m of models) {
+    const gguf = await modelFile(m);
     const train = DATA[m.name]!.train;
     const d = (await loadModel({ name: m.name, source: gguf, quiet: true })) as Decoder;
     try {
       const data = await collectDecoderData(d, readTexts(sharedPath(train)), { maxTokens: MAX_TOKENS });
       const [fitIdx, calIdx] = splitByText(data);
-      const { fitBy, calBy } = await scoreExits(await loadSource(gguf), data, fitIdx, calIdx);
+      const { fitBy, calBy } = await scoreExits(await loadSource(gguf), data, fitIdx, calIdx).finally(() => data.dispose());
       const L = data.nLayers;
       for (const signal of EXIT_SIGNALS) {
         const family = fitThresholdFamily(fitBy[signal], L, Math.max(20, Math.ceil(0.002 * fitIdx.length)));
@@ -53,7 +55,7 @@ export async function benchSignals(): Promise<{ rows: Record<string, unknown>[];
       await d.dispose();
     }
   }
-  const wide = DECODER_MODELS.flatMap((m) =>
+  const wide = models.flatMap((m) =>
     TARGETS.map((target) => {
       const at = (s: ExitSignal) => rows.find((r) => r.model === m.name && r.signal === s && r.target === target)!;
       return { model: m.name, target, 'entropy: mean layers': at('entropy').mean_layers, 'entropy: L/Ē': at('entropy').free_check_speedup, 'margin: mean layers': at('margin').mean_layers, 'margin: L/Ē': at('margin').free_check_speedup };

@@ -7,12 +7,14 @@
  * levels (Learn-then-Test), 4 is held out for the final check.
  */
 import { readFileSync, rmSync } from 'node:fs';
+import { writeGraph } from '../convert/bundleWriter.js';
+import { WeightFileWriter } from '../engine/weightFile.js';
 import { join } from 'node:path';
 import { loadSource } from '../convert/detect.js';
 import { type AffineLens, IO, exitProbeGraph, segmentGraph } from '../convert/llamaGraphs.js';
 import { progressBar } from '../convert/progress.js';
 import type { LlamaSource } from '../convert/source.js';
-import { type Manifest, readManifest, sha256, writeBundleFile, writeManifest } from '../engine/bundle.js';
+import { type Manifest, readManifest, sha256, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
 import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
@@ -82,10 +84,9 @@ async function bundleSource(m: Manifest): Promise<LlamaSource> {
   return src;
 }
 
-function rowsOf(data: DecoderCalibrationData, layer: number, idx: Int32Array): Float32Array {
-  const { dim } = data;
+/** The rows `idx` of a layer's states (n, dim). */
+function rowsOf(h: Float32Array, dim: number, idx: Int32Array): Float32Array {
   const out = new Float32Array(idx.length * dim);
-  const h = data.hidden[layer]!;
   idx.forEach((i, k) => out.set(h.subarray(i * dim, (i + 1) * dim), k * dim));
   return out;
 }
@@ -105,21 +106,35 @@ async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: Affin
 
 /**
  * Write the segment graphs named by `roles` (seg.<from>-<to>.exit|final) that the bundle lacks; an
- * exit head uses the lens given for its exit point, else the plain logit lens. Updates `m.graphs`.
+ * exit head uses the lens given for its exit point, else the plain logit lens. Weights go to the
+ * bundle's weight files: the layers' are found there already (stored once at conversion), new ones
+ * (lenses) go to one calibration weight file. Updates `m.graphs` and `m.weight_files`.
  */
 export function addSegmentGraphs(dir: string, m: Manifest, src: LlamaSource, roles: string[], lenses: Map<number, AffineLens> = new Map()): void {
   const L = src.config.nLayers;
-  for (const role of new Set(roles)) {
-    if (m.graphs[role]) continue;
-    const match = /^seg\.(\d+)-(\d+)\.(exit|final)(\.margin)?(\.calm)?$/.exec(role);
-    const from = Number(match?.[1]);
-    const to = Number(match?.[2]);
-    const signal: ExitSignal = match?.[4] ? 'margin' : 'entropy';
-    const calm = match?.[5] !== undefined;
-    if (!match || segmentRole(from, to, L, calm ? 'propagate' : 'recompute', signal) !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
-    const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'last' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}`, signal }, role, calm);
-    m.graphs[role] = { ...writeBundleFile(dir, `${role}.onnx`, g.toBytes()), ...g.signature() };
+  const todo = [...new Set(roles)].filter((r) => !m.graphs[r]);
+  if (todo.length === 0) return;
+  const sink = new WeightFileWriter(dir, `weights.calib.${Date.now().toString(36)}.bin`, m.weight_files);
+  try {
+    for (const role of todo) {
+      const match = /^seg\.(\d+)-(\d+)\.(exit|final)(\.margin)?(\.calm)?$/.exec(role);
+      const from = Number(match?.[1]);
+      const to = Number(match?.[2]);
+      const signal: ExitSignal = match?.[4] ? 'margin' : 'entropy';
+      const calm = match?.[5] !== undefined;
+      if (!match || segmentRole(from, to, L, calm ? 'propagate' : 'recompute', signal) !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
+      // a final segment returns every row's logits: pending rows ride along in decoding, and
+      // speculative verification reads one row per draft
+      const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'all' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}`, signal }, role, calm);
+      m.graphs[role] = writeGraph(dir, role, g, sink);
+    }
+  } catch (err) {
+    sink.abort();
+    throw err;
   }
+  const index = sink.finish();
+  if (sink.empty) rmSync(join(dir, index.file), { force: true });
+  else m.weight_files.push(index);
 }
 
 /** Add segment graphs for the given exit points to a bundle on disk (tests, benches). */
@@ -168,13 +183,25 @@ function planKey(l: LadderLevel): string {
   return `${l.mode}:${p.exits.join(',')}${p.cap === undefined ? '' : ` cap ${p.cap}`}${l.max_draft === undefined ? '' : ` draft ${l.max_draft} stop ${l.draft_stop?.toFixed(3) ?? '-'}`}`;
 }
 
-/** Remove segment graphs (seg.*) no level uses from the bundle. */
+/** Remove segment graphs (seg.*) no level uses from the bundle, and weight files no graph uses. */
 function pruneSegmentGraphs(dir: string, m: Manifest, keep: Set<string>): void {
   for (const role of Object.keys(m.graphs)) {
     if (!role.startsWith('seg.') || keep.has(role)) continue;
     rmSync(join(dir, m.graphs[role]!.file), { force: true });
     delete m.graphs[role];
   }
+  const used = new Set(Object.values(m.graphs).flatMap((g) => g.weight_files ?? []));
+  m.weight_files = m.weight_files.filter((w, i) => {
+    if (i === 0 || used.has(w.file)) return true;
+    rmSync(join(dir, w.file), { force: true });
+    return false;
+  });
+}
+
+/** The roles a level serves with (what must stay in the bundle): its segments, and a speculative level's verifier. */
+function levelGraphs(l: LadderLevel, L: number): string[] {
+  if (l.mode === 'full' || !l.plan) return [];
+  return l.mode === 'speculative' ? [...l.plan.segments, segmentRole(l.plan.cap!, L, L)] : l.plan.segments;
 }
 
 export interface ScoredExits {
@@ -202,16 +229,22 @@ export async function scoreExits(src: LlamaSource, data: DecoderCalibrationData,
   const fitBy = tables(fitIdx);
   const calBy = tables(calIdx);
   const hb = progressBar('calibrate: exit heads', L - 1, process.stderr, quiet);
+  // one layer's states in memory at a time (plus the final layer's fit rows)
+  const yFit = rowsOf(data.layer(L - 1), dim, fitIdx);
   for (let e = 1; e < L; e++) {
-    const lens = await fitAffineLens(rowsOf(data, e - 1, fitIdx), rowsOf(data, L - 1, fitIdx), fitIdx.length, dim);
+    let h: Float32Array | undefined = data.layer(e - 1);
+    const xFit = rowsOf(h, dim, fitIdx);
+    const xCal = rowsOf(h, dim, calIdx);
+    h = undefined;
+    const lens = await fitAffineLens(xFit, yFit, fitIdx.length, dim);
     const agree = (p: Int32Array) => p.reduce((a, t, k) => a + (t === fitBy.entropy.full[k] ? 1 : 0), 0) / p.length;
-    const plain = await probe(src, rowsOf(data, e - 1, fitIdx), dim, undefined);
-    const tuned = await probe(src, rowsOf(data, e - 1, fitIdx), dim, lens);
+    const plain = await probe(src, xFit, dim, undefined);
+    const tuned = await probe(src, xFit, dim, lens);
     const useLens = agree(tuned.pred) > agree(plain.pred);
     heads.push({ exit: e, kind: useLens ? 'affine_lens' : 'logit_lens', agreement: { logit_lens: agree(plain.pred), affine_lens: agree(tuned.pred) } });
     if (useLens) lenses.set(e, lens);
     const chosen = useLens ? tuned : plain;
-    const c = await probe(src, rowsOf(data, e - 1, calIdx), dim, useLens ? lens : undefined);
+    const c = await probe(src, xCal, dim, useLens ? lens : undefined);
     fitBy.entropy.pred.push(chosen.pred);
     calBy.entropy.pred.push(c.pred);
     for (const sig of EXIT_SIGNALS) {
@@ -238,134 +271,144 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
   const targets = opts.levels ?? DEFAULT_TARGETS;
   const texts = readTexts(dataFile);
   const quiet = opts.quiet ?? false;
+  // a previous calibration's ladder, segments and their weight file go first (its lenses may differ)
+  if (m.extras?.ladder !== undefined) delete m.extras.ladder;
+  pruneSegmentGraphs(dir, m, new Set());
+  writeManifest(dir, m);
 
   // 1. teacher-forced full-depth pass: every layer's state, the full model's answer
   const bar = progressBar('calibrate: full-depth pass', texts.length, process.stderr, quiet);
   const data = await collectDecoderData(d, texts, { maxTokens: opts.maxTokens, onText: () => bar.tick('') });
-  bar.done(`${data.n} tokens from ${data.texts} texts`);
-  const [fitIdx, calIdx, holdIdx] = splitByText(data);
-  if (calIdx.length < 200 || fitIdx.length < 200) throw new SedacError('E_INPUT', `calibration needs more text: ${data.n} tokens in ${data.texts} texts`);
+  try {
+    bar.done(`${data.n} tokens from ${data.texts} texts`);
+    const [fitIdx, calIdx, holdIdx] = splitByText(data);
+    if (calIdx.length < 200 || fitIdx.length < 200) throw new SedacError('E_INPUT', `calibration needs more text: ${data.n} tokens in ${data.texts} texts`);
 
-  // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit
-  // split; every exit scored both ways (entropy, margin)
-  const { heads, lenses, fitBy, calBy } = await scoreExits(src, data, fitIdx, calIdx, quiet);
+    // 2. exit heads: logit lens or fitted affine lens per exit point, whichever agrees more on the fit
+    // split; every exit scored both ways (entropy, margin)
+    const { heads, lenses, fitBy, calBy } = await scoreExits(src, data, fitIdx, calIdx, quiet);
 
-  // 3. per signal: what calls, layers and heads cost on this machine, the threshold family, and each
-  // level's candidate plans on the fit split (cheapest predicted first); the signal whose best plans
-  // are predicted cheaper relative to the fused graph, averaged over the levels, is the ladder's
-  const kv = opts.kv ?? 'recompute';
-  const bySpeed = opts.objective !== 'layers';
-  const named = Object.entries(targets).filter(([, target]) => target < 1);
-  const minExits = Math.max(20, Math.ceil(0.002 * fitIdx.length));
-  const options = [];
-  for (const sig of opts.signal === undefined || opts.signal === 'auto' ? EXIT_SIGNALS : [opts.signal]) {
-    const costs = await measureCosts(d, src, sig);
-    const objective = bySpeed ? costs : { call_us: 0, layer_us: 1, head_us: 0 };
-    const family = fitThresholdFamily(fitBy[sig], L, minExits);
-    const plans = new Map(named.map(([name, target]) => [name, planCandidates(family, fitBy[sig], L, target, confidence, objective)]));
-    const fused = fusedCost(objective, L);
-    const relative = named.reduce((a, [name]) => a + Math.min(1, (plans.get(name)![0]?.us ?? fused) / fused), 0) / Math.max(1, named.length);
-    options.push({ signal: sig, costs, objective, family, plans, relative });
-  }
-  const { signal, costs, objective, family, plans } = options.reduce((a, b) => (b.relative < a.relative ? b : a));
-  const cal = calBy[signal];
-  const shortlist = (all: Candidate[]) => {
-    // the cheapest predicted, and the cheapest capped one (the cost model sees no per-call engine
-    // overhead, so it favours plans with more segments)
-    const top = all.slice(0, bySpeed ? MEASURED : 1);
-    const capped = all.find((c) => c.s.cap !== undefined);
-    return bySpeed && capped && !top.includes(capped) ? [...top, capped] : top;
-  };
-  const candidates = new Map(named.map(([name]) => [name, shortlist(plans.get(name)!)]));
-  const drafters = 'exact' in targets && bySpeed ? drafterCandidates(cal, Int32Array.from(calIdx, (i) => data.textOf[i]!), L, costs).slice(0, MEASURED) : [];
+    // 3. per signal: what calls, layers and heads cost on this machine, the threshold family, and each
+    // level's candidate plans on the fit split (cheapest predicted first); the signal whose best plans
+    // are predicted cheaper relative to the fused graph, averaged over the levels, is the ladder's
+    const kv = opts.kv ?? 'recompute';
+    const bySpeed = opts.objective !== 'layers';
+    const named = Object.entries(targets).filter(([, target]) => target < 1);
+    const minExits = Math.max(20, Math.ceil(0.002 * fitIdx.length));
+    const options = [];
+    for (const sig of opts.signal === undefined || opts.signal === 'auto' ? EXIT_SIGNALS : [opts.signal]) {
+      const costs = await measureCosts(d, src, sig);
+      const objective = bySpeed ? costs : { call_us: 0, layer_us: 1, head_us: 0 };
+      const family = fitThresholdFamily(fitBy[sig], L, minExits);
+      const plans = new Map(named.map(([name, target]) => [name, planCandidates(family, fitBy[sig], L, target, confidence, objective)]));
+      const fused = fusedCost(objective, L);
+      const relative = named.reduce((a, [name]) => a + Math.min(1, (plans.get(name)![0]?.us ?? fused) / fused), 0) / Math.max(1, named.length);
+      options.push({ signal: sig, costs, objective, family, plans, relative });
+    }
+    const { signal, costs, objective, family, plans } = options.reduce((a, b) => (b.relative < a.relative ? b : a));
+    // the caller's decoder is done: its graphs go before the timing and held-out engines load theirs
+    d.trim();
+    const cal = calBy[signal];
+    const shortlist = (all: Candidate[]) => {
+      // the cheapest predicted, and the cheapest capped one (the cost model sees no per-call engine
+      // overhead, so it favours plans with more segments)
+      const top = all.slice(0, bySpeed ? MEASURED : 1);
+      const capped = all.find((c) => c.s.cap !== undefined);
+      return bySpeed && capped && !top.includes(capped) ? [...top, capped] : top;
+    };
+    const candidates = new Map(named.map(([name]) => [name, shortlist(plans.get(name)!)]));
+    const drafters = 'exact' in targets && bySpeed ? drafterCandidates(cal, Int32Array.from(calIdx, (i) => data.textOf[i]!), L, costs).slice(0, MEASURED) : [];
 
-  // 4. optimizing for speed, the candidates are timed through the real engine (the cost model
-  // ranks them, a measurement decides): free-running greedy generation on fit-split prompts,
-  // interleaved with the fused full-depth graph
-  // each candidate as the level it would be, and its measured speedup (by plan: levels share plans)
-  const trialOf = new Map<Candidate | DraftChoice, LadderLevel>([
-    ...[...candidates.values()].flat().map((c) => [c, exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv, signal))] as const),
-    ...drafters.map((dr) => [dr, exactLevel(dr, L, kv, costs, signal)] as const),
-  ]);
-  const speedOf = new Map<string, number>();
-  const speed = (c: Candidate | DraftChoice) => speedOf.get(planKey(trialOf.get(c)!)) ?? 0;
-  if (bySpeed && trialOf.size > 0) {
-    addSegmentGraphs(dir, m, src, [...trialOf.values()].flatMap((l) => l.plan!.segments), lenses);
-    writeManifest(dir, m);
-    const probe = (await loadModel({ name: 'calibrate', source: dir })) as Decoder;
-    try {
-      const used = usedTexts(probe, texts, data);
-      const prompts = heldOutSequences(data, (t) => used[t]!, fitIdx, PROMPTS).filter((q) => q.ids.length > 3).map((q) => q.ids.slice(0, 3));
-      const tb = progressBar('calibrate: timing candidate plans', trialOf.size, process.stderr, quiet);
-      for (const level of trialOf.values()) {
-        const key = planKey(level);
-        if (!speedOf.has(key)) speedOf.set(key, await measuredSpeedup(probe, level, prompts));
-        tb.tick(`${key}: ${speedOf.get(key)}×`);
+    // 4. optimizing for speed, the candidates are timed through the real engine (the cost model
+    // ranks them, a measurement decides): free-running greedy generation on fit-split prompts,
+    // interleaved with the fused full-depth graph
+    // each candidate as the level it would be, and its measured speedup (by plan: levels share plans)
+    const trialOf = new Map<Candidate | DraftChoice, LadderLevel>([
+      ...[...candidates.values()].flat().map((c) => [c, exitsLevel('trial', 0, planOf(c.s, c.thresholds, L, kv, signal))] as const),
+      ...drafters.map((dr) => [dr, exactLevel(dr, L, kv, costs, signal)] as const),
+    ]);
+    const speedOf = new Map<string, number>();
+    const speed = (c: Candidate | DraftChoice) => speedOf.get(planKey(trialOf.get(c)!)) ?? 0;
+    if (bySpeed && trialOf.size > 0) {
+      addSegmentGraphs(dir, m, src, [...trialOf.values()].flatMap((l) => levelGraphs(l, L)), lenses);
+      writeManifest(dir, m);
+      const probe = (await loadModel({ name: 'calibrate', source: dir })) as Decoder;
+      try {
+        const used = usedTexts(probe, texts, data);
+        const prompts = heldOutSequences(data, (t) => used[t]!, fitIdx, PROMPTS).filter((q) => q.ids.length > 3).map((q) => q.ids.slice(0, 3));
+        const tb = progressBar('calibrate: timing candidate plans', trialOf.size, process.stderr, quiet);
+        for (const level of trialOf.values()) {
+          const key = planKey(level);
+          if (!speedOf.has(key)) speedOf.set(key, await measuredSpeedup(probe, level, prompts));
+          tb.tick(`${key}: ${speedOf.get(key)}×`);
+        }
+        tb.done();
+      } finally {
+        await probe.dispose();
       }
-      tb.done();
-    } finally {
-      await probe.dispose();
     }
-  }
-  const fastest = <T extends Candidate | DraftChoice>(xs: T[]): T | undefined => (bySpeed ? [...xs].sort((x, y) => speed(y) - speed(x)) : xs)[0];
+    const fastest = <T extends Candidate | DraftChoice>(xs: T[]): T | undefined => (bySpeed ? [...xs].sort((x, y) => speed(y) - speed(x)) : xs)[0];
 
-  // 5. per level: the fastest measured candidate (or the cheapest predicted one), its thresholds
-  // set by Learn-then-Test on the calibration split
-  const levels: LadderLevel[] = [];
-  for (const [name, target] of named) {
-    // candidates in order of measured speed, the ones fast enough to serve; each is a fallback for
-    // the one before it if it does not hold the target on the calibration split
-    const cands = candidates.get(name)!;
-    const ordered = bySpeed ? [...cands].sort((x, y) => speed(y) - speed(x)).filter((c) => speed(c) >= minSpeedupFor(target)) : cands;
-    const { plan, index } = testPlans(family, cal, L, ordered.map((c) => c.s), target, confidence, objective);
-    const sim = plan.fit.calibration;
-    const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
-    if (index < 0) {
-      const fastestOne = fastest(cands);
-      const why =
-        ordered.length > 0
-          ? `no candidate fast enough (${ordered.map((c) => planOf(c.s, c.thresholds, L, kv, signal).exits.join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split`
-          : fastestOne
-            ? `the fastest candidate plan measured ${speed(fastestOne)}× full-depth speed (needs ${minSpeedupFor(target)}×)`
-            : 'no plan meets the target';
-      levels.push({ ...base, mode: 'full', predicted_speedup: 1, note: `${why}: runs the full-depth graph` });
-      continue;
+    // 5. per level: the fastest measured candidate (or the cheapest predicted one), its thresholds
+    // set by Learn-then-Test on the calibration split
+    const levels: LadderLevel[] = [];
+    for (const [name, target] of named) {
+      // candidates in order of measured speed, the ones fast enough to serve; each is a fallback for
+      // the one before it if it does not hold the target on the calibration split
+      const cands = candidates.get(name)!;
+      const ordered = bySpeed ? [...cands].sort((x, y) => speed(y) - speed(x)).filter((c) => speed(c) >= minSpeedupFor(target)) : cands;
+      const { plan, index } = testPlans(family, cal, L, ordered.map((c) => c.s), target, confidence, objective);
+      const sim = plan.fit.calibration;
+      const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
+      if (index < 0) {
+        const fastestOne = fastest(cands);
+        const why =
+          ordered.length > 0
+            ? `no candidate fast enough (${ordered.map((c) => planOf(c.s, c.thresholds, L, kv, signal).exits.join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split`
+            : fastestOne
+              ? `the fastest candidate plan measured ${speed(fastestOne)}× full-depth speed (needs ${minSpeedupFor(target)}×)`
+              : 'no plan meets the target';
+        levels.push({ ...base, mode: 'full', predicted_speedup: 1, note: `${why}: runs the full-depth graph` });
+        continue;
+      }
+      const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv, signal));
+      Object.assign(level, base, { predicted_speedup: fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L) });
+      if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) level.mode = 'full';
+      levels.push(level);
     }
-    const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv, signal));
-    Object.assign(level, base, { predicted_speedup: fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L) });
-    if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) level.mode = 'full';
-    levels.push(level);
-  }
-  if ('exact' in targets) {
-    // lossless self-speculation pays only in speed, never in layers (verification runs them all)
-    const best = fastest(drafters);
-    if (best && speed(best) >= 1) levels.unshift(trialOf.get(best)!);
-    else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${speed(best)}× full-depth speed: runs the full-depth graph` } : {}) });
-  }
-  levels.sort((a, b) => b.target - a.target);
+    if ('exact' in targets) {
+      // lossless self-speculation pays only in speed, never in layers (verification runs them all)
+      const best = fastest(drafters);
+      if (best && speed(best) >= 1) levels.unshift(trialOf.get(best)!);
+      else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${speed(best)}× full-depth speed: runs the full-depth graph` } : {}) });
+    }
+    levels.sort((a, b) => b.target - a.target);
 
-  // 6. the segment graphs the levels need, written into the bundle
-  addSegmentGraphs(dir, m, src, levels.flatMap((l) => l.plan?.segments ?? []), lenses);
-  const ladder: DecoderLadder = {
-    version: 2,
-    kv,
-    signal,
-    signals: Object.fromEntries(options.map((o) => [o.signal, Math.round(o.relative * 1000) / 1000])),
-    objective: opts.objective ?? 'speed',
-    confidence,
-    heads,
-    costs,
-    levels,
-    data: { file: dataFile, sha256: sha256(readFileSync(dataFile)), tokens: data.n, texts: data.texts },
-    created_at: new Date().toISOString(),
-  };
-  m.extras = { ...(m.extras ?? {}), ladder };
-  writeManifest(dir, m);
+    // 6. the segment graphs the levels need, written into the bundle
+    addSegmentGraphs(dir, m, src, levels.flatMap((l) => levelGraphs(l, L)), lenses);
+    const ladder: DecoderLadder = {
+      version: 3,
+      kv,
+      signal,
+      signals: Object.fromEntries(options.map((o) => [o.signal, Math.round(o.relative * 1000) / 1000])),
+      objective: opts.objective ?? 'speed',
+      confidence,
+      heads,
+      costs,
+      levels,
+      data: { file: dataFile, sha256: sha256(readFileSync(dataFile)), tokens: data.n, texts: data.texts },
+      created_at: new Date().toISOString(),
+    };
+    m.extras = { ...(m.extras ?? {}), ladder };
+    writeManifest(dir, m);
 
-  // 7. held-out check through the real engine (teacher forcing with real exits and lazy K/V)
-  await checkHoldout(dir, ladder, texts, data, holdIdx, opts.holdoutTexts ?? 300, quiet);
-  // graphs of candidates not chosen, and of plans that run full depth, are not kept
-  pruneSegmentGraphs(dir, m, new Set(levels.flatMap((l) => (l.mode === 'full' ? [] : l.plan!.segments))));
-  writeManifest(dir, m);
-  return ladder;
+    // 7. held-out check through the real engine (teacher forcing with real exits and lazy K/V)
+    await checkHoldout(dir, ladder, texts, data, holdIdx, opts.holdoutTexts ?? 300, quiet);
+    // graphs of candidates not chosen, and of plans that run full depth, are not kept
+    pruneSegmentGraphs(dir, m, new Set(levels.flatMap((l) => levelGraphs(l, L))));
+    writeManifest(dir, m);
+    return ladder;
+  } finally {
+    data.dispose();
+  }
 }

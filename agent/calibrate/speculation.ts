@@ -24,15 +24,19 @@ export interface DraftChoice {
 }
 
 /**
- * Replay one drafter over the table. Positions are in text order; `textOf` gives each one's text.
- * A cycle at position p drafts the predictions of positions p, p+1, … (stopping at maxDraft, at a
- * draft above `stop`, or at the end of the text); the verification (drafts + 1 tokens) accepts the
- * leading drafts equal to the full model's argmax and adds the full model's own next token.
+ * Replay one drafter over the table, as the engine runs it (LayerSkip: the verification reuses the
+ * drafts' first `depth` layers). Positions are in text order; `textOf` gives each one's text. A
+ * cycle at position p drafts the predictions of positions p, p+1, … (stopping at maxDraft, at a
+ * draft above `stop`, or at the end of the text), one draft call each; the verification runs layers
+ * depth..L on as many rows as drafts and accepts the leading drafts equal to the full model's
+ * argmax, then adds the full model's own token where a draft was wrong.
  */
 export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, maxDraft: number, stop: number, costs: CostModel): DraftChoice {
   const pred = t.pred[depth - 1]!;
   const score = t.score[depth - 1]!;
-  const verify = costs.verify_us!;
+  const L = t.pred.length + 1;
+  // the fused graph on n rows, less the share of the layers the drafts already ran
+  const verify = costs.verify_us!.map((us) => costs.call_us + (us - costs.call_us) * ((L - depth) / L));
   const draftUs = costs.call_us + depth * costs.layer_us + costs.head_us;
   let us = 0;
   let tokens = 0;
@@ -50,10 +54,10 @@ export function replayDrafts(t: TokenTable, textOf: Int32Array, depth: number, m
       }
       let j = 0;
       while (j < k && pred[p + j] === t.full[p + j]) j++;
-      us += k * draftUs + verify[k]!;
+      us += k * draftUs + verify[k - 1]!;
       drafted += k;
       accepted += j;
-      const emitted = Math.min(j + 1, end - p);
+      const emitted = Math.min(j < k ? j + 1 : k, end - p);
       tokens += emitted;
       p += emitted;
     }
@@ -80,7 +84,7 @@ export function drafterCandidates(t: TokenTable, textOf: Int32Array, nLayers: nu
   for (let depth = 1; depth < nLayers; depth++) {
     let best: DraftChoice | undefined;
     for (const stop of stopGrid(t.score[depth - 1]!)) {
-      for (let m = 1; m < verify.length; m++) {
+      for (let m = 1; m <= verify.length; m++) {
         const c = replayDrafts(t, textOf, depth, m, stop, costs);
         if (!best || c.usPerToken < best.usPerToken) best = c;
       }

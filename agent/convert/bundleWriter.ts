@@ -8,6 +8,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { BUNDLE_FORMAT, BUNDLE_VERSION, type GraphEntry, type Manifest, SEDAC_VERSION, replaceDir, writeBundleFile, writeManifest } from '../engine/bundle.js';
 import type { GraphBuilder } from './onnx.js';
 import { progressBar } from './progress.js';
+import { type WeightSink, WeightFileWriter } from '../engine/weightFile.js';
+
+/** The file every graph of a bundle takes its large initializers from. */
+export const WEIGHTS_FILE = 'weights.bin';
 
 export interface BundleContent {
   /** graph role → builder, called in order */
@@ -15,7 +19,13 @@ export interface BundleContent {
   /** the tokenizer file's JSON text */
   tokenizer: string;
   /** the manifest fields that describe the model */
-  manifest: Omit<Manifest, 'format' | 'version' | 'tokenizer' | 'graphs' | 'sedac_version' | 'created_at'>;
+  manifest: Omit<Manifest, 'format' | 'version' | 'tokenizer' | 'graphs' | 'weight_files' | 'sedac_version' | 'created_at'>;
+}
+
+/** Write one graph into a bundle directory, its large weights into `weights`; returns its manifest entry. */
+export function writeGraph(dir: string, role: string, g: GraphBuilder, weights: WeightSink): GraphEntry {
+  const bytes = g.toBytes(undefined, weights);
+  return { ...writeBundleFile(dir, `${role}.onnx`, bytes), ...g.signature(), weight_files: [...g.externalFiles].sort() };
 }
 
 export function writeBundle(outDir: string, content: BundleContent, opts: { quiet?: boolean; summary?: string } = {}): Manifest {
@@ -24,11 +34,12 @@ export function writeBundle(outDir: string, content: BundleContent, opts: { quie
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const bar = progressBar(`convert ${content.manifest.name}`, content.graphs.length + 1, process.stderr, opts.quiet);
+  const weights = new WeightFileWriter(tmp, WEIGHTS_FILE);
   try {
     const graphs: Record<string, GraphEntry> = {};
     for (const [role, build] of content.graphs) {
       const g = build();
-      graphs[role] = { ...writeBundleFile(tmp, `${role}.onnx`, g.toBytes()), ...g.signature() };
+      graphs[role] = writeGraph(tmp, role, g, weights);
       bar.tick(role);
     }
     const manifest: Manifest = {
@@ -37,6 +48,7 @@ export function writeBundle(outDir: string, content: BundleContent, opts: { quie
       ...content.manifest,
       tokenizer: writeBundleFile(tmp, 'tokenizer.json', content.tokenizer),
       graphs,
+      weight_files: [weights.finish()],
       sedac_version: SEDAC_VERSION,
       created_at: new Date().toISOString(),
     };
@@ -46,6 +58,7 @@ export function writeBundle(outDir: string, content: BundleContent, opts: { quie
     bar.done(opts.summary);
     return manifest;
   } catch (err) {
+    weights.abort();
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }

@@ -3,6 +3,7 @@
  * Field numbers follow onnx/onnx.proto (IR version 8).
  */
 import { ProtoWriter } from './protobuf.js';
+import type { WeightSink } from '../engine/weightFile.js';
 
 /** ONNX TensorProto.DataType values used here. */
 export const DType = {
@@ -56,6 +57,8 @@ export class GraphBuilder {
   private outputs: ValueInfo[] = [];
   private counter = 0;
   private usesMs = false;
+  /** weight files the last toBytes() referenced */
+  readonly externalFiles = new Set<string>();
 
   constructor(readonly name: string) {}
 
@@ -116,23 +119,28 @@ export class GraphBuilder {
   }
 
   /** Graph inputs and outputs with ONNX-runtime type names, for the bundle manifest. */
-  signature(): { inputs: { name: string; type: string; shape: Dim[] }[]; outputs: { name: string; type: string; shape: Dim[] }[] } {
+  signature(): { inputs: { name: string; type: string; shape: Dim[] }[]; outputs: { name: string; type: string; shape: Dim[] }[]; weight_bytes: number } {
     const conv = (v: ValueInfo) => ({ name: v.name, type: TYPE_NAMES[v.dtype], shape: v.shape });
-    return { inputs: this.inputs.map(conv), outputs: this.outputs.map(conv) };
+    return { inputs: this.inputs.map(conv), outputs: this.outputs.map(conv), weight_bytes: this.inits.reduce((a, t) => a + t.raw.byteLength, 0) };
   }
 
-  toBytes(opset = 21): Uint8Array {
+  /**
+   * Serialize. With `weights`, initializers the sink accepts are stored there once and referenced
+   * as external data (location relative to the graph file, which must sit beside it).
+   */
+  toBytes(opset = 21, weights?: WeightSink): Uint8Array {
+    this.externalFiles.clear();
     const w = new ProtoWriter();
     w.int(1, 8); // ir_version
     w.string(2, 'sedac'); // producer_name
     w.string(3, '0.1.0'); // producer_version
-    w.message(7, (g) => this.writeGraph(g));
+    w.message(7, (g) => this.writeGraph(g, weights));
     w.message(8, (o) => o.string(1, '').int(2, opset));
     if (this.usesMs) w.message(8, (o) => o.string(1, 'com.microsoft').int(2, 1));
     return w.finish();
   }
 
-  private writeGraph(g: ProtoWriter): void {
+  private writeGraph(g: ProtoWriter, weights: WeightSink | undefined): void {
     for (const n of this.nodes) {
       g.message(1, (nw) => {
         for (const i of n.inputs) nw.string(1, i);
@@ -144,7 +152,7 @@ export class GraphBuilder {
       });
     }
     g.string(2, this.name);
-    for (const t of this.inits) g.message(5, (tw) => writeTensor(tw, t));
+    for (const t of this.inits) g.message(5, (tw) => writeTensor(tw, t, weights, this.externalFiles));
     for (const v of this.inputs) g.message(11, (vw) => writeValueInfo(vw, v));
     for (const v of this.outputs) g.message(12, (vw) => writeValueInfo(vw, v));
   }
@@ -171,11 +179,22 @@ function writeAttr(w: ProtoWriter, name: string, v: AttrValue): void {
   }
 }
 
-function writeTensor(w: ProtoWriter, t: Tensor): void {
+function writeTensor(w: ProtoWriter, t: Tensor, weights: WeightSink | undefined, files: Set<string>): void {
   for (const d of t.dims) w.int(1, d);
   w.int(2, t.dtype);
   w.string(8, t.name);
-  w.bytes(9, t.raw);
+  const slot = weights?.place(t.raw);
+  if (!slot) {
+    w.bytes(9, t.raw);
+    return;
+  }
+  files.add(slot.file);
+  // TensorProto.external_data (13): key/value pairs; data_location (14) = EXTERNAL
+  const entry = (k: string, v: string) => w.message(13, (e) => e.string(1, k).string(2, v));
+  entry('location', slot.file);
+  entry('offset', String(slot.offset));
+  entry('length', String(slot.length));
+  w.int(14, 1);
 }
 
 function writeValueInfo(w: ProtoWriter, v: ValueInfo): void {

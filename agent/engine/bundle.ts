@@ -7,10 +7,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SedacError } from '../errors.js';
+import { type WeightFileIndex, checkWeightIndex } from './weightFile.js';
 
 export const BUNDLE_FORMAT = 'sedac-bundle';
-/** 2: decoder graphs read the KV cache from engine buffers and return only new rows (`new_kv`). */
-export const BUNDLE_VERSION = 2;
+/**
+ * 2: decoder graphs read the KV cache from engine buffers and return only new rows (`new_kv`).
+ * 3: large initializers live once in shared weight files (`weight_files`), graphs reference them.
+ */
+export const BUNDLE_VERSION = 3;
 
 export interface TensorSpec {
   name: string;
@@ -25,6 +29,10 @@ export interface GraphEntry {
   sha256: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** bytes of the initializers the graph uses (inline or in a weight file): what a session of it holds */
+  weight_bytes?: number;
+  /** the weight files (`weight_files[].file`) the graph reads its external initializers from */
+  weight_files?: string[];
 }
 
 export interface FileEntry {
@@ -47,6 +55,8 @@ export interface Manifest {
   tokenizer: FileEntry;
   /** graph role → graph; roles are defined by the architecture's builder (embed, layer.N, head, full, ...) */
   graphs: Record<string, GraphEntry>;
+  /** the files graphs take their large initializers from as ONNX external data (each weight stored once) */
+  weight_files: WeightFileIndex[];
   /** class labels in output order (classifiers) */
   labels?: string[];
   /** exit heads, calibrated ladder and other per-task extras */
@@ -102,8 +112,10 @@ export function readManifest(dir: string, verify = true): Manifest {
   if (typeof m.graphs !== 'object' || m.graphs === null || typeof m.tokenizer?.file !== 'string') {
     throw new SedacError('E_MODEL_FORMAT', `${p}: graphs or tokenizer missing`);
   }
+  if (!Array.isArray(m.weight_files)) throw new SedacError('E_MODEL_FORMAT', `${p}: weight_files missing`);
+  m.weight_files = m.weight_files.map((w) => checkWeightIndex(dir, w));
   if (verify) {
-    for (const e of [m.tokenizer, ...Object.values(m.graphs)]) verifyFile(dir, e);
+    for (const e of [m.tokenizer, ...Object.values(m.graphs), ...m.weight_files]) verifyFile(dir, e);
   }
   return m;
 }

@@ -28,18 +28,25 @@ export interface DecoderConfig {
   maxSeqLen: number;
 }
 
-/** Per-layer sessions (embed, layer.N, head): the cost breakdown and calibration path. */
-interface LayeredGraphs {
-  embed: Session;
-  layers: Session[]; // (layer)
-  head: Session;
-}
-
 /** Time spent per step of a layered forward, for the bench's cost breakdown (ms). */
 export type StepTimer = (role: string, ms: number) => void;
 
 export interface DecoderOptions {
   threads?: number;
+  /**
+   * weight bytes the loaded graphs may hold before idle ones are released, as a multiple of the
+   * bundle's weight files; default 1.25 (one copy of every weight, exit heads and slack)
+   */
+  residentWeights?: number;
+}
+
+/** A loaded graph and who is using it: busy while a run is in flight, pinned while a request needs it. */
+interface Resident {
+  session: Promise<Session>;
+  /** initializer bytes the session holds (from the manifest) */
+  bytes: number;
+  busy: number;
+  pins: number;
 }
 
 export class Decoder implements LoadedModel {
@@ -47,9 +54,15 @@ export class Decoder implements LoadedModel {
   /** calibrated levels, best first (empty: not calibrated, full depth only) */
   readonly levels: string[];
   readonly ladder: DecoderLadder | undefined;
-  /** sessions by graph role, loaded on first use and kept (read-only once loaded) */
-  private sessions = new Map<string, Promise<Session>>();
-  private full: Session | undefined;
+  /**
+   * sessions by graph role, loaded on first use. Every graph holds its own prepacked copy of the
+   * weights it uses (onnxruntime packs MatMul weights per session), so graphs that share layers (the
+   * fused graph, per-layer graphs, each level's segments) are not kept side by side: loading one
+   * releases idle, unpinned ones until the held bytes fit the budget (DESIGN.md §8: weights once).
+   */
+  private sessions = new Map<string, Resident>();
+  /** weight bytes the loaded sessions may hold (see DecoderOptions.residentWeights) */
+  private readonly budget: number;
 
   private constructor(
     readonly name: string,
@@ -62,6 +75,8 @@ export class Decoder implements LoadedModel {
   ) {
     this.ladder = checkLadder(manifest.extras?.ladder, config.nLayers, manifest.graphs, dir);
     this.levels = this.ladder?.levels.map((l) => l.name) ?? [];
+    const weightBytes = manifest.weight_files.reduce((a, w) => a + w.bytes, 0);
+    this.budget = (opts.residentWeights ?? 1.25) * weightBytes;
   }
 
   static async load(dir: string, manifest: Manifest, bundleHash: string, tokenizer: Tokenizer, opts: DecoderOptions = {}): Promise<Decoder> {
@@ -70,7 +85,7 @@ export class Decoder implements LoadedModel {
       if (!Number.isInteger(c[k]) || c[k] <= 0) throw new SedacError('E_MODEL_FORMAT', `${dir}: manifest config.${k} is missing or invalid`);
     }
     const d = new Decoder(manifest.name, bundleHash, dir, manifest, c, tokenizer, opts);
-    d.full = await d.graph('full');
+    await d.load('full');
     return d;
   }
 
@@ -78,24 +93,84 @@ export class Decoder implements LoadedModel {
     return this.config.nLayers;
   }
 
-  /** The session of a graph role, loaded once on first use. */
-  graph(role: string): Promise<Session> {
-    let s = this.sessions.get(role);
-    if (!s) {
-      const g = this.manifest.graphs[role];
-      if (!g) return Promise.reject(new SedacError('E_MODEL_FORMAT', `${this.dir}: bundle has no '${role}' graph`));
-      s = Session.load(join(this.dir, g.file), `${this.name}/${role}`, { threads: this.opts.threads });
-      this.sessions.set(role, s);
-      s.catch(() => this.sessions.delete(role));
-    }
-    return s;
+  /** Load a graph role now (it stays until the budget needs its memory and nobody uses it). */
+  async load(role: string): Promise<void> {
+    await this.resident(role).session;
   }
 
-  /** The per-layer graphs (embed, layer.N, head) used by calibration and the cost breakdown. */
-  async ensureLayered(): Promise<LayeredGraphs> {
-    const layers: Session[] = [];
-    for (let l = 0; l < this.config.nLayers; l++) layers.push(await this.graph(`layer.${l}`));
-    return { embed: await this.graph('embed'), layers, head: await this.graph('head') };
+  /**
+   * Keep `roles` loaded until the returned function is called: a request pins the graphs of its
+   * level, so a concurrent request at another level cannot release them mid-way.
+   */
+  pin(roles: Iterable<string>): () => void {
+    const held = [...new Set(roles)];
+    for (const r of held) this.resident(r).pins++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const r of held) {
+        const e = this.sessions.get(r);
+        if (e) e.pins--;
+      }
+    };
+  }
+
+  /** Run a graph role (loaded on first use); it cannot be released while the run is in flight. */
+  async run(role: string, feeds: Feeds): Promise<Feeds> {
+    const e = this.resident(role);
+    e.busy++;
+    try {
+      return await (await e.session).run(feeds);
+    } finally {
+      e.busy--;
+    }
+  }
+
+  /** The per-layer graphs (embed, layer.N, head): calibration and the bench's cost breakdown. */
+  layeredRoles(): string[] {
+    return ['embed', ...Array.from({ length: this.config.nLayers }, (_, l) => `layer.${l}`), 'head'];
+  }
+
+  /** Release every loaded graph nobody uses or pins now (e.g. calibration between its phases). */
+  trim(): void {
+    this.evict(Infinity);
+  }
+
+  /** Graph roles loaded now (tests, health). */
+  get loadedRoles(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  private resident(role: string): Resident {
+    let e = this.sessions.get(role);
+    if (e) {
+      // most recently used last: eviction takes the oldest idle graph first
+      this.sessions.delete(role);
+      this.sessions.set(role, e);
+      return e;
+    }
+    const g = this.manifest.graphs[role];
+    if (!g) throw new SedacError('E_MODEL_FORMAT', `${this.dir}: bundle has no '${role}' graph`);
+    const bytes = typeof g.weight_bytes === 'number' ? g.weight_bytes : 0;
+    this.evict(bytes);
+    const session = Session.load(join(this.dir, g.file), `${this.name}/${role}`, { threads: this.opts.threads });
+    e = { session, bytes, busy: 0, pins: 0 };
+    this.sessions.set(role, e);
+    session.catch(() => this.sessions.delete(role));
+    return e;
+  }
+
+  /** Release idle, unpinned graphs (oldest first) until `incoming` more bytes fit the budget (Infinity: all). */
+  private evict(incoming: number): void {
+    let held = [...this.sessions.values()].reduce((a, e) => a + e.bytes, 0);
+    for (const [role, e] of this.sessions) {
+      if (held + incoming <= this.budget) return;
+      if (e.busy > 0 || e.pins > 0) continue;
+      this.sessions.delete(role);
+      held -= e.bytes;
+      void e.session.then((s) => s.release()).catch(() => undefined);
+    }
   }
 
   newState(share?: RunState): RunState {
@@ -126,7 +201,7 @@ export class Decoder implements LoadedModel {
     this.checkRoom(s, n);
     const L = this.config.nLayers;
     s.kv.ensure(s.pos + n, s.pos);
-    const out = await this.full!.run(s.kv.feeds(0, L, { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s.pos, n) }));
+    const out = await this.run('full', s.kv.feeds(0, L, { [IO.inputIds]: this.idsTensor(tokens), ...this.stepFeeds(s.pos, n) }));
     s.kv.store(out, 0, L, s.pos, n);
     s.pos += n;
     return floats(out[IO.logits], 'logits');
@@ -139,33 +214,38 @@ export class Decoder implements LoadedModel {
   async forwardLayered(tokens: number[], s: RunState, timer?: StepTimer, onHidden?: (layer: number, h: Float32Array) => void): Promise<Float32Array> {
     const n = tokens.length;
     this.checkRoom(s, n);
-    const g = await this.ensureLayered();
-    s.kv.ensure(s.pos + n, s.pos);
-    const step = this.stepFeeds(s.pos, n);
-    let t = performance.now();
-    const lap = (role: string) => {
-      if (!timer) return;
-      const now = performance.now();
-      timer(role, now - t);
-      t = now;
-    };
+    const L = this.config.nLayers;
+    const unpin = this.pin(this.layeredRoles());
+    try {
+      s.kv.ensure(s.pos + n, s.pos);
+      const step = this.stepFeeds(s.pos, n);
+      let t = performance.now();
+      const lap = (role: string) => {
+        if (!timer) return;
+        const now = performance.now();
+        timer(role, now - t);
+        t = now;
+      };
 
-    // token embedding: (1, n, dim)
-    let h = (await g.embed.run({ [IO.inputIds]: this.idsTensor(tokens) }))[IO.hiddenOut]!;
-    lap('embed');
-    for (let l = 0; l < this.config.nLayers; l++) {
-      // layer l: attention over the cache + this step, then the FFN; the cache grows by n
-      const out = await g.layers[l]!.run(s.kv.feeds(l, l + 1, { [IO.hidden]: h, ...step }));
-      h = out[IO.hiddenOut]!;
-      s.kv.store(out, l, l + 1, s.pos, n);
-      lap(`layer.${l}`);
-      onHidden?.(l, floats(h, `hidden after layer ${l}`));
+      // token embedding: (1, n, dim)
+      let h = (await this.run('embed', { [IO.inputIds]: this.idsTensor(tokens) }))[IO.hiddenOut]!;
+      lap('embed');
+      for (let l = 0; l < L; l++) {
+        // layer l: attention over the cache + this step, then the FFN; the cache grows by n
+        const out = await this.run(`layer.${l}`, s.kv.feeds(l, l + 1, { [IO.hidden]: h, ...step }));
+        h = out[IO.hiddenOut]!;
+        s.kv.store(out, l, l + 1, s.pos, n);
+        lap(`layer.${l}`);
+        onHidden?.(l, floats(h, `hidden after layer ${l}`));
+      }
+      // final norm + LM head: (1, n, vocab)
+      const logits = floats((await this.run('head', { [IO.hidden]: h }))[IO.logits], 'logits');
+      lap('head');
+      s.pos += n;
+      return logits;
+    } finally {
+      unpin();
     }
-    // final norm + LM head: (1, n, vocab)
-    const logits = floats((await g.head.run({ [IO.hidden]: h }))[IO.logits], 'logits');
-    lap('head');
-    s.pos += n;
-    return logits;
   }
 
   checkRoom(s: RunState, n: number): void {
@@ -226,7 +306,6 @@ export class Decoder implements LoadedModel {
   async dispose(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    this.full = undefined;
-    await Promise.all(all.map(async (p) => (await p.catch(() => undefined))?.release()));
+    await Promise.all(all.map(async (e) => (await e.session.catch(() => undefined))?.release()));
   }
 }

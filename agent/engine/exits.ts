@@ -14,7 +14,7 @@ import { IO } from '../convert/llamaGraphs.js';
 import { SedacError } from '../errors.js';
 import type { Decoder, RunState } from './decoder.js';
 import { type ExitPlan, type KvMode, marginScore } from './ladder.js';
-import { type Feeds, f32, floats } from './ort.js';
+import { type Feeds, type OrtTensor, f32, floats } from './ort.js';
 
 /** A position whose deeper layers are not computed yet. */
 interface PendingRow {
@@ -46,6 +46,8 @@ export interface ExitStep {
   depth: number;
   /** the exit head's score where the token exited (undefined at full depth) */
   score: number | undefined;
+  /** at a plan's cap: the token's state after the cap's layers, (dim) (speculation verifies from it) */
+  hidden?: Float32Array;
 }
 
 /**
@@ -72,7 +74,7 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
   const { nLayers, dim } = d.config;
   const run = st.run;
   d.checkRoom(run, 1);
-  const bounds = plan.cap === undefined ? [0, ...plan.exits, nLayers] : [0, ...plan.exits];
+  const bounds = planBounds(plan, nLayers);
   let h: Float32Array | undefined; // the current token's state (after the last segment run)
   for (let s = 0; s < plan.segments.length; s++) {
     const from = bounds[s]!;
@@ -93,21 +95,22 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
     run.kv.feeds(from, to, feeds);
 
     // layers [from, to) for the pending rows and this token
-    const out = await (await d.graph(plan.segments[s]!)).run(feeds);
+    const out = await d.run(plan.segments[s]!, feeds);
     run.kv.store(out, from, to, past, rows.length + 1);
     for (let l = from; l < to; l++) st.filled[l] = past + rows.length + 1;
     if (to === nLayers) {
       // full depth: the final head's logits for this token; every pending row is now complete
       st.pending = st.pending.filter((r) => r.depth !== from);
       run.pos++;
-      return { logits: floats(out[IO.logits], 'logits'), depth: nLayers, score: undefined };
+      return { logits: floats(out[IO.logits], 'logits').subarray(rows.length * d.config.vocabSize), depth: nLayers, score: undefined };
     }
     if (to === plan.cap) {
       // the cap: every token exits here, and no segment starts here, so the pending rows that
       // reached it are as complete as they will ever be (nothing is kept for a later fill)
       st.pending = st.pending.filter((r) => r.depth !== from);
       run.pos++;
-      return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, score: exitScore(out) };
+      const hidden = floats(out[IO.hiddenOut], 'hidden_out').slice(rows.length * dim);
+      return { logits: floats(out[IO.exitLogits], 'exit_logits'), depth: to, score: exitScore(out), hidden };
     }
     const hidden = floats(out[IO.hiddenOut], 'hidden_out');
     rows.forEach((r, i) => {
@@ -125,6 +128,39 @@ export async function exitStep(d: Decoder, st: ExitState, token: number, plan: E
     }
   }
   throw new SedacError('E_INTERNAL', 'exit plan ends neither at full depth nor at its cap');
+}
+
+/**
+ * The prompt through a plan's segments, every row through every segment with no exit decision, so
+ * the prompt's K/V are the full model's up to the plan's depth: one call per segment, and no other
+ * graph (the fused one) needs to be resident. Returns the last row's logits — the final head's, or
+ * at a cap the exit head's (every token exits there) — and its state after the last segment.
+ */
+export async function prefillSegments(d: Decoder, ids: number[], run: RunState, segments: string[], bounds: number[]): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+  const n = ids.length;
+  d.checkRoom(run, n);
+  const { dim, vocabSize: V, nLayers } = d.config;
+  run.kv.ensure(run.pos + n, run.pos);
+  const step = d.stepFeeds(run.pos, n);
+  let h: OrtTensor | undefined;
+  let out: Feeds = {};
+  for (const [s, role] of segments.entries()) {
+    const from = bounds[s]!;
+    const to = bounds[s + 1]!;
+    const feeds: Feeds = { ...step, ...(from === 0 ? { [IO.inputIds]: d.idsTensor(ids) } : { [IO.hidden]: h! }) };
+    out = await d.run(role, run.kv.feeds(from, to, feeds));
+    run.kv.store(out, from, to, run.pos, n);
+    h = out[IO.hiddenOut];
+  }
+  run.pos += n;
+  const last = bounds.at(-1) === nLayers;
+  const logits = last ? floats(out[IO.logits], 'logits').slice((n - 1) * V) : floats(out[IO.exitLogits], 'exit_logits').slice();
+  return { logits, hidden: h ? floats(h, 'hidden_out').slice((n - 1) * dim) : new Float32Array(0) };
+}
+
+/** Segment bounds of a plan: [0, e1, …, ek, nLayers], or up to the cap. */
+export function planBounds(plan: ExitPlan, nLayers: number): number[] {
+  return plan.cap === undefined ? [0, ...plan.exits, nLayers] : [0, ...plan.exits];
 }
 
 /** An ExitState continuing from a full-depth run state (e.g. after the fused prefill). */

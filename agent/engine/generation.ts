@@ -8,8 +8,10 @@
  */
 import { SedacError } from '../errors.js';
 import type { Decoder, RunState } from './decoder.js';
-import { exitStateFrom, exitStep, truncateRun } from './exits.js';
-import type { KvMode, LadderLevel } from './ladder.js';
+import { IO } from '../convert/llamaGraphs.js';
+import { exitStateFrom, exitStep, planBounds, prefillSegments, truncateRun } from './exits.js';
+import { type KvMode, type LadderLevel, segmentRole } from './ladder.js';
+import { f32, floats } from './ort.js';
 import { type Sampler, argmax } from './sampling.js';
 
 export interface Emitted {
@@ -49,13 +51,21 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
 }
 
 /**
- * Lossless speculative stream (greedy). `run` holds the verified cache; `next` is the full model's
- * next token, already emitted. Each call drafts up to max_draft tokens after it with early exits
- * (stopping early when a draft needed full depth, or when its exit score is above draft_stop), verifies
- * [next, drafts…] in one fused call, and emits the accepted drafts and the full model's token after them.
+ * Lossless speculative stream (greedy), LayerSkip style. `run` holds the verified cache; `next` is a
+ * token the full model chose (already emitted) that is not in the cache yet, and `h` its state after
+ * the drafter's k layers when known. Each call drafts up to max_draft tokens with the first k layers
+ * (stopping early after a draft whose exit score is above draft_stop); drafting [next, d1, …] writes
+ * their K/V for layers 0..k-1 and leaves their states at layer k, so the verification runs only
+ * layers k..L on [next, d1 … d(n-1)] in one call: its logits check d1 … dn. The longest agreeing
+ * prefix is kept, then the full model's own token where a draft was wrong. Every emitted token is
+ * the full model's greedy choice.
  */
 function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level: LadderLevel, kv: KvMode, stats: { drafted: number; accepted: number }): TokenStream {
-  const { nLayers, vocabSize: V, maxSeqLen } = d.config;
+  const { nLayers, vocabSize: V, maxSeqLen, dim } = d.config;
+  const plan = level.plan!;
+  const k = plan.cap!;
+  if (k === undefined || plan.exits.length !== 1) throw new SedacError('E_INTERNAL', `level ${level.name}: speculation drafts with a static truncation (one exit point, the cap)`);
+  const verify = verifyRole(d, level);
   const eos = d.tokenizer.eos;
   const maxDraft = level.max_draft ?? 4;
   let next = argmax(first, 0, V);
@@ -66,34 +76,58 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
       started = true;
       return [{ token: next, depth: nLayers }];
     }
-    // draft on a state sharing the verified cache: drafts only write rows past the verified ones,
-    // and the verification below rewrites those rows with the full model's K/V
+    // draft on a state sharing the verified cache: draft i runs token x(i-1) through layers 0..k-1
+    const start = run.pos;
     const scratch = d.newState(run);
     const st = exitStateFrom(d, scratch);
     const drafts: number[] = [];
+    const states: Float32Array[] = []; // (drafts) → state after k layers of the token drafted from
     let x = next;
-    const room = Math.min(maxDraft, maxSeqLen - run.pos - 1);
+    const room = Math.min(maxDraft, maxSeqLen - run.pos);
     const stop = level.draft_stop ?? Infinity;
     while (drafts.length < room && x !== eos) {
-      const step = await exitStep(d, st, x, level.plan!, kv);
+      const step = await exitStep(d, st, x, plan, kv);
+      states.push(step.hidden!);
       x = argmax(step.logits, 0, V);
       drafts.push(x);
-      // a full-depth draft is already the full model's token; an unsure one is likely wrong
-      if (step.depth === nLayers || (step.score ?? 0) > stop) break;
+      // an unsure draft is likely wrong, and every draft after it with it
+      if ((step.score ?? 0) > stop) break;
     }
-    // verify: the full model on [next, drafts…] in one call; keep the longest agreeing prefix
-    const start = run.pos;
-    const logits = await d.forward([next, ...drafts], run);
+    // verify: layers k..L on [next, d1 … d(n-1)] in one call; logits row i checks draft i+1
+    const n = drafts.length;
+    const hidden = new Float32Array(n * dim);
+    states.forEach((h, i) => hidden.set(h, i * dim));
+    run.kv.ensure(start + n, start);
+    const out = await d.run(verify, run.kv.feeds(k, nLayers, { [IO.hidden]: f32(hidden, [1, n, dim]), ...d.stepFeeds(start, n) }));
+    run.kv.store(out, k, nLayers, start, n);
+    const logits = floats(out[IO.logits], 'logits');
     let accepted = 0;
-    while (accepted < drafts.length && argmax(logits, accepted * V, V) === drafts[accepted]) accepted++;
-    truncateRun(run, start + 1 + accepted);
-    // every emitted token was decided by the full model (the verification ran all layers for it):
-    // the accepted drafts, then the full model's own next token after them
-    stats.drafted += drafts.length;
+    while (accepted < n && argmax(logits, accepted * V, V) === drafts[accepted]) accepted++;
+    stats.drafted += n;
     stats.accepted += accepted;
+    if (accepted === n) {
+      // all drafts right: rows next … d(n-1) are verified; dn is the full model's choice, not yet run
+      truncateRun(run, start + n);
+      next = drafts[n - 1]!;
+      return drafts.map((token) => ({ token, depth: nLayers }));
+    }
+    // the full model's own token where draft accepted+1 went wrong; rows next … d(accepted) stay
+    truncateRun(run, start + accepted + 1);
     next = argmax(logits, accepted * V, V);
     return [...drafts.slice(0, accepted), next].map((token) => ({ token, depth: nLayers }));
   };
+}
+
+/** The graph that verifies a speculative level's drafts: layers cap..L from the drafter's states. */
+export function verifyRole(d: Decoder, level: LadderLevel): string {
+  return segmentRole(level.plan!.cap!, d.config.nLayers, d.config.nLayers);
+}
+
+/** Graph roles a level runs (what a request pins): its segments, or the fused graph. */
+export function levelRoles(d: Decoder, level: LadderLevel | undefined, greedy: boolean): string[] {
+  if (!level || level.mode === 'full' || !level.plan) return ['full'];
+  if (level.mode === 'exits') return level.plan.segments;
+  return greedy ? [...level.plan.segments, verifyRole(d, level)] : ['full'];
 }
 
 export interface LevelRun {
@@ -120,8 +154,36 @@ export async function generateIds(
   const V = d.config.vocabSize;
   const kv = d.ladder?.kv ?? 'recompute';
   const run = d.newState();
-  // prefill the whole prompt in one fused call; the last row predicts the first new token
-  const first = (await d.forward(ids, run)).subarray((ids.length - 1) * V, ids.length * V);
+  const unpin = d.pin(levelRoles(d, level, greedy));
+  try {
+    // prefill the whole prompt through the graphs of the level (the fused graph, or the level's
+    // segments without exit decisions); the last row predicts the first new token
+    let first: Float32Array;
+    if (!level?.plan || level.mode === 'full' || (level.mode === 'speculative' && !greedy)) {
+      first = (await d.forward(ids, run)).subarray((ids.length - 1) * V, ids.length * V);
+    } else {
+      const segments = level.mode === 'speculative' ? [...level.plan.segments, verifyRole(d, level)] : level.plan.segments;
+      const bounds = level.mode === 'speculative' ? [0, level.plan.cap!, d.config.nLayers] : planBounds(level.plan, d.config.nLayers);
+      first = (await prefillSegments(d, ids, run, segments, bounds)).logits;
+    }
+    return await streamTokens(d, ids, run, first, level, sampler, greedy, kv, maxTokens, onToken);
+  } finally {
+    unpin();
+  }
+}
+
+async function streamTokens(
+  d: Decoder,
+  ids: number[],
+  run: RunState,
+  first: Float32Array,
+  level: LadderLevel | undefined,
+  sampler: Sampler,
+  greedy: boolean,
+  kv: KvMode,
+  maxTokens: number,
+  onToken?: (id: number) => void,
+): Promise<LevelRun> {
   let note: string | undefined;
   const spec = { drafted: 0, accepted: 0 };
   let stream: TokenStream;

@@ -103,8 +103,11 @@ export interface CostModel {
 }
 
 export interface DecoderLadder {
-  /** 2: levels may carry `cap`, `draft_stop`; the ladder its `signal` */
-  version: 1 | 2;
+  /**
+   * 2: levels may carry `cap`, `draft_stop`; the ladder its `signal`. 3: a speculative level's drafts
+   * are verified by `seg.<cap>-<L>.final` from their states (LayerSkip), not by the fused graph.
+   */
+  version: 1 | 2 | 3;
   kv: KvMode;
   /** the exit score every threshold is compared with; absent (version 1): entropy */
   signal?: ExitSignal;
@@ -164,7 +167,7 @@ export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string
   };
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
   if (!isObj(raw)) return bad('is not an object');
-  if (raw.version !== 1 && raw.version !== 2) bad(`version ${JSON.stringify(raw.version)} is not 1 or 2 (a newer sedac wrote it?)`);
+  if (raw.version !== 3) bad(`version ${JSON.stringify(raw.version)} is not 3 (recalibrate; or a newer sedac wrote it?)`);
   if (raw.kv !== 'recompute' && raw.kv !== 'propagate') bad(`kv ${JSON.stringify(raw.kv)} is not recompute or propagate`);
   if (raw.signal !== undefined && !EXIT_SIGNALS.includes(raw.signal as ExitSignal)) bad(`signal ${JSON.stringify(raw.signal)} is not entropy or margin`);
   if (!Array.isArray(raw.levels) || raw.levels.length === 0) return bad('has no levels');
@@ -194,6 +197,10 @@ export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string
     if (p.cap !== undefined && p.cap !== ex.at(-1)) bad(`${at}: cap ${JSON.stringify(p.cap)} must be the last exit point (${ex.at(-1)})`);
     const want = segmentsFor(ex, nLayers, kv, p.cap as number | undefined, signal);
     if (!Array.isArray(p.segments) || p.segments.join(' ') !== want.join(' ')) bad(`${at}: segments ${JSON.stringify(p.segments)} do not match its exits (${want.join(' ')})`);
+    if (l.mode === 'speculative') {
+      if (p.cap === undefined || ex.length !== 1) bad(`${at}: a speculative level drafts with a static truncation (one exit point, the cap)`);
+      want.push(segmentRole(p.cap as number, nLayers, nLayers));
+    }
     if (l.mode !== 'full') for (const role of want) if (!(role in graphs)) bad(`${at}: the bundle has no '${role}' graph`);
   }
   return raw as unknown as DecoderLadder;

@@ -95,13 +95,15 @@ describe('speculative drafter replay', () => {
     return { t, textOf: new Int32Array(right.length) };
   }
   const draftUs = costs.call_us + costs.layer_us + costs.head_us;
+  /** verifying n drafts from depth 1: layers 1..L of the fused graph's cost on n rows, plus a call */
+  const v = (n: number) => costs.call_us + (costs.verify_us![n - 1]! - costs.call_us) * ((L - 1) / L);
 
-  test('all drafts right: each verification keeps them all and adds the full model’s next token', () => {
+  test('all drafts right: each verification keeps them all (n drafts, n rows verified)', () => {
     const { t, textOf } = oneText(new Array(6).fill(true), new Array(6).fill(0.1));
     const r = replayDrafts(t, textOf, 1, 2, Infinity, costs);
-    // cycles at 0 and 3: two drafts each, three tokens each
+    // cycles at 0, 2 and 4: two drafts each, two tokens each
     assert.equal(r.acceptance, 1);
-    assert.equal(r.usPerToken, (2 * (2 * draftUs + costs.verify_us![2]!)) / 6);
+    assert.equal(r.usPerToken, (3 * (2 * draftUs + v(2))) / 6);
   });
 
   test('all drafts wrong: one token per verification; the entropy stop cuts the wasted drafts', () => {
@@ -109,16 +111,16 @@ describe('speculative drafter replay', () => {
     const r = replayDrafts(t, textOf, 1, 3, Infinity, costs);
     assert.equal(r.acceptance, 0);
     // cycles at 0,1,2,3 draft min(3, 4-p) = 3,3,2,1 tokens
-    assert.equal(r.usPerToken, (9 * draftUs + 2 * costs.verify_us![3]! + costs.verify_us![2]! + costs.verify_us![1]!) / 4);
+    assert.equal(r.usPerToken, (9 * draftUs + 2 * v(3) + v(2) + v(1)) / 4);
     const stopped = replayDrafts(t, textOf, 1, 3, 0.5, costs);
-    assert.equal(stopped.usPerToken, (4 * draftUs + 4 * costs.verify_us![1]!) / 4);
+    assert.equal(stopped.usPerToken, (4 * draftUs + 4 * v(1)) / 4);
   });
 
   test('texts do not run into each other', () => {
     const { t } = oneText(new Array(6).fill(true), new Array(6).fill(0.1));
     const r = replayDrafts(t, Int32Array.of(0, 0, 0, 1, 1, 1), 1, 4, Infinity, costs);
     // each text: one cycle drafting its 3 positions, all right → 3 tokens
-    assert.equal(r.usPerToken, (2 * (3 * draftUs + costs.verify_us![3]!)) / 6);
+    assert.equal(r.usPerToken, (2 * (3 * draftUs + v(3))) / 6);
   });
 
   test('candidates are offered only when predicted faster than full depth', () => {

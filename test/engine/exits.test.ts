@@ -75,6 +75,8 @@ describe('caption-lm-8L-ee: exits', () => {
       [2, 4],
       [2, 5],
       [3, 6],
+      [2],
+      [3],
     ]);
     assert.deepEqual(d.levels, ['exact', 'high', 'balanced', 'eco', 'critical']);
     assert.ok(d.ladder!.signal === 'entropy' || d.ladder!.signal === 'margin', `signal ${d.ladder!.signal}`);
@@ -82,11 +84,11 @@ describe('caption-lm-8L-ee: exits', () => {
   });
 
   test('speculative exact equals full depth token for token', async () => {
-    const balanced = d.ladder!.levels.find((l) => l.name === 'balanced')!;
-    assert.ok(balanced.plan, 'balanced has an exit plan to draft with');
-    const exact = { name: 'exact', target: 1, mode: 'speculative' as const, plan: balanced.plan, max_draft: 4 };
-    // as calibration builds it: drafts from the first 2 layers, stopping at an unsure draft
-    const capped = { name: 'exact', target: 1, mode: 'speculative' as const, plan: { exits: [2], thresholds: [1], cap: 2, segments: segmentsFor([2], d.config.nLayers, 'recompute', 2) }, max_draft: 3, draft_stop: 0.3 };
+    // as calibration builds it: drafts from the first k layers (LayerSkip: the verification runs
+    // layers k..L from the drafts' states), with and without stopping at an unsure draft
+    const drafter = (k: number) => ({ exits: [k], thresholds: [1], cap: k, segments: segmentsFor([k], d.config.nLayers, 'recompute', k) });
+    const exact = { name: 'exact', target: 1, mode: 'speculative' as const, plan: drafter(3), max_draft: 4 };
+    const capped = { name: 'exact', target: 1, mode: 'speculative' as const, plan: drafter(2), max_draft: 3, draft_stop: 0.3 };
     const greedy = makeSampler(0);
     for (const level of [exact, capped]) {
       let accepted = 0;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadModel } from '../../agent/engine/index.js';
-import { type DecoderLadder, checkLadder, segmentsFor } from '../../agent/engine/ladder.js';
+import { type DecoderLadder, checkLadder, segmentRole, segmentsFor } from '../../agent/engine/ladder.js';
 import { SedacError } from '../../agent/errors.js';
 import { sharedBundle } from '../helpers/bundles.js';
 
@@ -16,7 +16,7 @@ const L = 8;
 
 function ladder(signal: 'entropy' | 'margin' = 'margin'): DecoderLadder {
   return {
-    version: 2,
+    version: 3,
     kv: 'recompute',
     signal,
     objective: 'speed',
@@ -36,7 +36,8 @@ function ladder(signal: 'entropy' | 'margin' = 'margin'): DecoderLadder {
 
 /** Graph roles a bundle would hold for the ladder's served levels. */
 function graphsOf(l: DecoderLadder): Record<string, unknown> {
-  return Object.fromEntries(l.levels.filter((x) => x.mode !== 'full').flatMap((x) => x.plan!.segments.map((r) => [r, {}])));
+  const roles = l.levels.filter((x) => x.mode !== 'full').flatMap((x) => [...x.plan!.segments, ...(x.mode === 'speculative' ? [segmentRole(x.plan!.cap!, L, L)] : [])]);
+  return Object.fromEntries(roles.map((r) => [r, {}]));
 }
 
 function refused(raw: unknown, graphs: Record<string, unknown>, pattern: RegExp): void {
@@ -64,7 +65,7 @@ describe('checkLadder', () => {
       return l;
     };
     refused('nope', graphs, /not an object/);
-    refused(edit((l) => (l.version = 3 as never)), graphs, /version 3/);
+    refused(edit((l) => (l.version = 2)), graphs, /version 2 is not 3/);
     refused(edit((l) => (l.signal = 'vibes' as never)), graphs, /signal "vibes"/);
     refused(edit((l) => (l.levels = [])), graphs, /no levels/);
     refused(edit((l) => (l.levels[1]!.name = 'exact')), graphs, /repeated/);
@@ -80,6 +81,9 @@ describe('checkLadder', () => {
     const missing = { ...graphs };
     delete missing['seg.3-5.exit.margin'];
     refused(good, missing, /no 'seg\.3-5\.exit\.margin' graph/);
+    const noVerifier = { ...graphs };
+    delete noVerifier['seg.1-8.final'];
+    refused(good, noVerifier, /exact.*no 'seg\.1-8\.final' graph/);
   });
 
   test('a plan kept only for the record (mode full) needs no graphs', () => {
