@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- policy`: the device-aware policy demo of issue 6. A real agent (`sedac run`, its
- * own process) serves a caption route with a calibrated copy of caption-lm-8L-ee; its sensors read
+ * own process) serves a caption route with a calibrated copy of caption-lm-8L-ee-x4 (SEDAC_BENCH_POLICY_MODEL); its sensors read
  * a copy of the Raspberry Pi 4 sysfs fixture whose temperature file this process rewrites while a
  * client sends requests every `periodMs` over MQTT (aedes in this process). Per calibration
  * objective (`speed`, `layers`):
@@ -37,6 +37,7 @@ import { readZones, resolveTrips } from '../agent/sensors/thermal.js';
 import { MqttTransport } from '../agent/transport/mqttClient.js';
 import { topicsFor } from '../agent/transport/topics.js';
 import { sharedPath } from '../test/helpers/shared.js';
+import { ALL_DECODER_MODELS, modelFile } from './generate.js';
 import { copyFixture } from '../test/sensors/fixtures.js';
 import { NODE_FLAGS, spawnAgent } from './agent.js';
 import { type Answer, type DemoSetup, type Mark, type Probe, type Recording, type Row, SLACK_MS, phaseRows, summarize, summaryTable } from './policyReport.js';
@@ -78,9 +79,17 @@ interface HotChoice {
   enough: boolean;
 }
 
-/** Convert caption-lm-8L-ee into `dir` and calibrate it for `objective`. */
+/**
+ * The model the agent serves: SEDAC_BENCH_POLICY_MODEL, default caption-lm-8L-ee-x4 (the trained
+ * early-exit caption model widened ×4: realistic compute per layer, the same outputs).
+ */
+const MODEL = process.env.SEDAC_BENCH_POLICY_MODEL ?? 'caption-lm-8L-ee-x4';
+
+/** Convert the model into `dir` and calibrate it for `objective`. */
 async function prepare(dir: string, objective: Objective, maxTokens: number): Promise<{ ladder: DecoderLadder; nLayers: number }> {
-  await convertModel(sharedPath('models/caption-lm-8L-ee/caption-lm-8L-ee.gguf'), dir, { quiet: true });
+  const spec = ALL_DECODER_MODELS.find((m) => m.name === MODEL);
+  if (!spec) throw new Error(`SEDAC_BENCH_POLICY_MODEL=${MODEL}: not a bench model (${ALL_DECODER_MODELS.map((m) => m.name).join(', ')})`);
+  await convertModel(await modelFile(spec), dir, { quiet: true });
   const d = (await loadModel({ name: objective, source: dir, quiet: true })) as Decoder;
   try {
     const ladder = await calibrateDecoder(d, dir, sharedPath('data/flickr8k_captions/train.jsonl'), { maxTokens, objective, quiet: true });
@@ -305,7 +314,7 @@ export async function benchPolicy(opts: PolicyBenchOptions = {}): Promise<{ rows
     rmSync(tmp, { recursive: true, force: true });
   }
   const head =
-    `Real agent (\`sedac run\`, own process, ${NODE_FLAGS}) serving caption-lm-8L-ee calibrated in a temp dir (train.jsonl, ${o.maxTokens} positions, default targets), ` +
+    `Real agent (\`sedac run\`, own process, ${NODE_FLAGS}) serving ${MODEL}${MODEL.includes('-x') ? ' (widened by ../shared/tools/widen_gguf.py: the trained model\'s outputs at realistic compute per layer)' : ''} calibrated in a temp dir (train.jsonl, ${o.maxTokens} positions, default targets), ` +
     `sensors on a copy of the ${BOARD} sysfs fixture (critical trip 110 °C, no passive trip: fallback 80 °C); policy poll ${o.pollMs} ms, dwell ${o.dwellMs} ms; ` +
     `one request every ${o.periodMs} ms (first two words of a validation caption, max 24 tokens) over aedes; ${o.cycles} cycles of ${o.phaseS} s cool (${COOL_C} °C) / ${o.phaseS} s hot.\n\n` +
     `Hot temperature: the mildest thermal step whose level's held-out mean layers are ≥ ${PICK_DROP * 100} % under the cool level's (else the critical trip). ` +

@@ -17,15 +17,16 @@ import type { LlamaSource } from '../convert/source.js';
 import { type Manifest, readManifest, sha256, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, type LevelCandidate, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
 import { measureCosts } from './costs.js';
-import { checkHoldout, heldOutSequences, measuredSpeedup, minSpeedupFor, usedTexts } from './holdout.js';
+import { checkHoldout, heldOutSequences, measuredSpeedup, usedTexts } from './holdout.js';
 import { fitAffineLens } from './lens.js';
-import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlans } from './exitTable.js';
+import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlan } from './exitTable.js';
 import { type DraftChoice, drafterCandidates } from './speculation.js';
+import { hostInfo, serveFastest } from './retime.js';
 
 export interface DecoderCalibrateOptions {
   /** level name → target agreement; default DEFAULT_TARGETS */
@@ -148,7 +149,7 @@ export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv:
 /** Candidate plans timed per level, and candidate drafters for `exact`. */
 const MEASURED = 3;
 /** Prompts (BOS + 2 tokens of fit-split texts) the candidates are timed on. */
-const PROMPTS = 60;
+const PROMPTS = 24;
 
 function structureExits(s: Structure): number[] {
   return s.cap === undefined ? s.points : [...s.points, s.cap];
@@ -198,10 +199,13 @@ function pruneSegmentGraphs(dir: string, m: Manifest, keep: Set<string>): void {
   });
 }
 
-/** The roles a level serves with (what must stay in the bundle): its segments, and a speculative level's verifier. */
+/**
+ * The graphs a level needs in the bundle: its served plan's and every candidate's segments, and a
+ * speculative drafter's verifier.
+ */
 function levelGraphs(l: LadderLevel, L: number): string[] {
-  if (l.mode === 'full' || !l.plan) return [];
-  return l.mode === 'speculative' ? [...l.plan.segments, segmentRole(l.plan.cap!, L, L)] : l.plan.segments;
+  const plans = [...(l.mode !== 'full' && l.plan ? [l.plan] : []), ...(l.candidates ?? []).map((c) => c.plan)];
+  return plans.flatMap((p) => (l.target >= 1 ? [...p.segments, segmentRole(p.cap!, L, L)] : p.segments));
 }
 
 export interface ScoredExits {
@@ -329,17 +333,18 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
     ]);
     const speedOf = new Map<string, number>();
     const speed = (c: Candidate | DraftChoice) => speedOf.get(planKey(trialOf.get(c)!)) ?? 0;
+    let timingPrompts: number[][] = [];
     if (bySpeed && trialOf.size > 0) {
       addSegmentGraphs(dir, m, src, [...trialOf.values()].flatMap((l) => levelGraphs(l, L)), lenses);
       writeManifest(dir, m);
       const probe = (await loadModel({ name: 'calibrate', source: dir })) as Decoder;
       try {
         const used = usedTexts(probe, texts, data);
-        const prompts = heldOutSequences(data, (t) => used[t]!, fitIdx, PROMPTS).filter((q) => q.ids.length > 3).map((q) => q.ids.slice(0, 3));
+        timingPrompts = heldOutSequences(data, (t) => used[t]!, fitIdx, PROMPTS).filter((q) => q.ids.length > 3).map((q) => q.ids.slice(0, 3));
         const tb = progressBar('calibrate: timing candidate plans', trialOf.size, process.stderr, quiet);
         for (const level of trialOf.values()) {
           const key = planKey(level);
-          if (!speedOf.has(key)) speedOf.set(key, await measuredSpeedup(probe, level, prompts));
+          if (!speedOf.has(key)) speedOf.set(key, await measuredSpeedup(probe, level, timingPrompts));
           tb.tick(`${key}: ${speedOf.get(key)}×`);
         }
         tb.done();
@@ -347,40 +352,46 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
         await probe.dispose();
       }
     }
-    const fastest = <T extends Candidate | DraftChoice>(xs: T[]): T | undefined => (bySpeed ? [...xs].sort((x, y) => speed(y) - speed(x)) : xs)[0];
 
-    // 5. per level: the fastest measured candidate (or the cheapest predicted one), its thresholds
-    // set by Learn-then-Test on the calibration split
+    // 5. per level: every shortlisted candidate tested by Learn-then-Test on the calibration split
+    // at δ/K (K = the shortlist), so every one that passes keeps the guarantee at once; the fastest
+    // measured (or, for layers, the cheapest predicted) is served, the others are kept in the ladder
+    // for a device to re-time (`sedac calibrate --retime`)
     const levels: LadderLevel[] = [];
     for (const [name, target] of named) {
-      // candidates in order of measured speed, the ones fast enough to serve; each is a fallback for
-      // the one before it if it does not hold the target on the calibration split
       const cands = candidates.get(name)!;
-      const ordered = bySpeed ? [...cands].sort((x, y) => speed(y) - speed(x)).filter((c) => speed(c) >= minSpeedupFor(target)) : cands;
-      const { plan, index } = testPlans(family, cal, L, ordered.map((c) => c.s), target, confidence, objective);
-      const sim = plan.fit.calibration;
-      const base = { name, target, calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper } };
-      if (index < 0) {
-        const fastestOne = fastest(cands);
-        const why =
-          ordered.length > 0
-            ? `no candidate fast enough (${ordered.map((c) => planOf(c.s, c.thresholds, L, kv, signal).exits.join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split`
-            : fastestOne
-              ? `the fastest candidate plan measured ${speed(fastestOne)}× full-depth speed (needs ${minSpeedupFor(target)}×)`
-              : 'no plan meets the target';
-        levels.push({ ...base, mode: 'full', predicted_speedup: 1, note: `${why}: runs the full-depth graph` });
-        continue;
+      const each = 1 - (1 - confidence) / Math.max(1, cands.length);
+      const passed: (LevelCandidate & { predictedUs: number })[] = [];
+      for (const c of cands) {
+        const p = testPlan(family, cal, L, c.s, target, each, objective);
+        if (p.exits.length === 0) continue;
+        const sim = p.fit.calibration;
+        passed.push({
+          plan: planOf({ points: p.exits.filter((e) => e !== p.cap), cap: p.cap }, p.fit.thresholds, L, kv, signal),
+          calibration: { tokens: sim.n, agreement: sim.agreement, mean_layers: sim.meanLayers, upper_disagreement: sim.upper },
+          predicted_speedup: fusedCost(costs, L) / predictedCost(costs, p.exits, sim, L),
+          ...(bySpeed ? { measured_speedup: speed(c) } : {}),
+          predictedUs: p.predictedUs,
+        });
       }
-      const level = exitsLevel(name, target, planOf({ points: plan.exits.filter((e) => e !== plan.cap), cap: plan.cap }, plan.fit.thresholds, L, kv, signal));
-      Object.assign(level, base, { predicted_speedup: fusedCost(costs, L) / predictedCost(costs, plan.exits, sim, L) });
-      if (!bySpeed && fusedCost(objective, L) <= plan.predictedUs) level.mode = 'full';
+      const full = testPlan(family, cal, L, undefined, target, confidence, objective).fit.calibration;
+      const fullStats = { tokens: full.n, agreement: full.agreement, mean_layers: full.meanLayers, upper_disagreement: full.upper };
+      const kept = passed.map(({ predictedUs: _, ...c }) => c);
+      const level = serveFastest({ name, target, mode: 'full', calibration: fullStats, predicted_speedup: 1, candidates: kept }, bySpeed);
+      if (!bySpeed && level.mode === 'exits' && fusedCost(objective, L) <= passed[0]!.predictedUs) {
+        level.mode = 'full';
+        level.note = 'its plan is predicted no cheaper than full depth: runs the full-depth graph';
+      }
+      if (level.mode === 'full' && passed.length === 0) level.note = cands.length ? `no candidate (${cands.map((c) => structureExits(c.s).join(',') + (c.s.cap === undefined ? '' : ' (cap)')).join('; ')}) held the target on the calibration split: runs the full-depth graph` : 'no plan meets the target: runs the full-depth graph';
       levels.push(level);
     }
     if ('exact' in targets) {
       // lossless self-speculation pays only in speed, never in layers (verification runs them all)
-      const best = fastest(drafters);
-      if (best && speed(best) >= 1) levels.unshift(trialOf.get(best)!);
-      else levels.unshift({ name: 'exact', target: 1, mode: 'full', ...(best ? { note: `speculation measured ${speed(best)}× full-depth speed: runs the full-depth graph` } : {}) });
+      const kept = drafters.map((dr) => {
+        const t = trialOf.get(dr)!;
+        return { plan: t.plan!, max_draft: t.max_draft, ...(t.draft_stop === undefined ? {} : { draft_stop: t.draft_stop }), predicted_speedup: t.predicted_speedup, measured_speedup: speed(dr) };
+      });
+      levels.unshift(serveFastest({ name: 'exact', target: 1, mode: 'full', ...(kept.length ? { candidates: kept } : {}) }, true));
     }
     levels.sort((a, b) => b.target - a.target);
 
@@ -398,6 +409,8 @@ export async function calibrateDecoder(d: Decoder, dir: string, dataFile: string
       levels,
       data: { file: dataFile, sha256: sha256(readFileSync(dataFile)), tokens: data.n, texts: data.texts },
       created_at: new Date().toISOString(),
+      calibrated_on: hostInfo(),
+      ...(bySpeed ? { timed_on: hostInfo(), timing_prompts: timingPrompts } : {}),
     };
     m.extras = { ...(m.extras ?? {}), ladder };
     writeManifest(dir, m);

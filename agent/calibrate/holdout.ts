@@ -70,7 +70,7 @@ export function heldOutSequences(data: DecoderCalibrationData, tokensOf: (text: 
 }
 
 /** Free-running decode speed of a level over full depth (timing.ts): median over rounds of the per-round ratio. */
-export async function measuredSpeedup(d: Decoder, level: LadderLevel, prompts: number[][], rounds = 7, maxTokens = 32): Promise<number> {
+export async function measuredSpeedup(d: Decoder, level: LadderLevel, prompts: number[][], rounds = 5, maxTokens = 24): Promise<number> {
   const pairs = await interleavedRuns(d, level, prompts, rounds, maxTokens);
   return Math.round(median(pairs.map((p) => msPerStep(p.full) / msPerStep(p.level))) * 1000) / 1000;
 }
@@ -80,7 +80,7 @@ export async function checkHoldout(dir: string, ladder: DecoderLadder, texts: st
   try {
     const used = usedTexts(d, texts, data);
     const seqs = heldOutSequences(data, (t) => used[t]!, holdIdx, maxTexts);
-    const prompts = seqs.filter((s) => s.ids.length > 3).slice(0, 80).map((s) => s.ids.slice(0, 3));
+    const prompts = seqs.filter((s) => s.ids.length > 3).slice(0, 40).map((s) => s.ids.slice(0, 3));
     const bar = progressBar('calibrate: held-out check', ladder.levels.length, process.stderr, quiet);
     for (const level of ladder.levels) {
       if (level.mode === 'speculative') {

@@ -3,13 +3,17 @@ import { ensureBundle } from '../convert/cache.js';
 import { readManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type ExitSignal, LEVEL_NAME, describePlan } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type ExitSignal, type HostInfo, LEVEL_NAME, describePlan } from '../engine/ladder.js';
+import type { RetimeReport } from '../calibrate/retime.js';
 import { SedacError } from '../errors.js';
 import { intOpt, numOpt, parse } from './args.js';
 
 const USAGE = `usage: sedac calibrate <bundle> --data FILE [--levels name=target,...] [--confidence C]
                        [--max-tokens N] [--kv recompute|propagate] [--objective speed|layers]
                        [--signal auto|entropy|margin] [--json]
+       sedac calibrate <bundle> --retime [--json]
+  --retime    re-time a calibrated decoder bundle's candidate plans on this device and serve the
+              fastest that pays (statistics and guarantees unchanged; no data or model source needed)
   --data      plain text (one text per line) or JSONL with a "text" field (and "label" for classifiers)
   --levels    targets, e.g. high=0.99,balanced=0.97,eco=0.93,critical=0.85 (exact is always lossless)
   --objective speed (default): exit points chosen for measured speed, levels whose exits would not pay
@@ -34,13 +38,20 @@ export function parseLevels(spec: string | undefined): Record<string, number> | 
 export async function main(argv: string[]): Promise<number> {
   const args = parse(
     argv,
-    { data: { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, signal: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
+    { data: { type: 'string' }, retime: { type: 'boolean' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, signal: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
     USAGE,
     [1, 1],
   );
   if (!args) return 0;
   const { values, positionals } = args;
   const [source] = positionals;
+  if (source && values.retime) {
+    if (values.data !== undefined) throw new SedacError('E_USAGE', '--retime re-times the plans a calibration chose: it takes no --data');
+    const { retimeDecoder } = await import('../calibrate/retime.js');
+    const report = await retimeDecoder(await ensureBundle(source, { quiet: true }), { quiet: values.quiet || values.json });
+    console.log(values.json ? JSON.stringify(report) : retimeTable(report));
+    return 0;
+  }
   if (!source || !values.data) throw new SedacError('E_USAGE', USAGE);
   if (values.kv !== undefined && values.kv !== 'recompute' && values.kv !== 'propagate') throw new SedacError('E_USAGE', `--kv must be recompute or propagate`);
   if (values.objective !== undefined && values.objective !== 'speed' && values.objective !== 'layers') throw new SedacError('E_USAGE', `--objective must be speed or layers`);
@@ -74,6 +85,17 @@ export async function main(argv: string[]): Promise<number> {
     await d.dispose();
   }
   return 0;
+}
+
+function retimeTable(r: RetimeReport): string {
+  const where = (h: HostInfo | undefined) => (h ? `${h.hostname} (${h.cpu}, ${h.cores} cores, ${h.arch}) at ${h.at}` : 'unknown');
+  return [
+    `calibrated on ${where(r.calibrated_on)}; re-timed on ${where(r.timed_on)}`,
+    '',
+    '| level | serves | measured speedup | candidates (measured) |',
+    '|---|---|---|---|',
+    ...r.levels.map((l) => `| ${l.level} | ${l.served} | ${l.measured_speedup?.toFixed(2) ?? '—'} | ${l.candidates.map((c) => `${c.plan}: ${c.measured_speedup}×`).join('; ')} |`),
+  ].join('\n');
 }
 
 function ladderTable(ladder: DecoderLadder, L: number): string {

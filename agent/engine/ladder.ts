@@ -81,6 +81,36 @@ export interface LadderLevel {
   measured_speedup?: number;
   /** why the level runs differently than its plan, e.g. demoted to full depth by measurement */
   note?: string;
+  /**
+   * every plan that can serve this level: each passed Learn-then-Test at δ/K (K = plans tested), so
+   * all of them keep the guarantee at once and a device may serve whichever is fastest there
+   * (`sedac calibrate --retime`); for `exact`, the drafters (lossless whichever is chosen)
+   */
+  candidates?: LevelCandidate[];
+}
+
+/** A plan a level may serve: the device's measured speed decides (calibrate, or --retime). */
+export interface LevelCandidate {
+  plan: ExitPlan;
+  /** speculative drafters: most drafts per verification, and the score above which drafting stops */
+  max_draft?: number;
+  draft_stop?: number;
+  /** Learn-then-Test on the calibration split (lossy levels) */
+  calibration?: LevelStats;
+  predicted_speedup?: number;
+  /** on the machine named by the ladder's `timed_on` */
+  measured_speedup?: number;
+}
+
+/** The machine a ladder's statistics or timings come from. */
+export interface HostInfo {
+  hostname: string;
+  cpu: string;
+  cores: number;
+  arch: string;
+  /** onnxruntime-node version */
+  ort: string;
+  at: string;
 }
 
 export interface ExitHeadChoice {
@@ -124,6 +154,12 @@ export interface DecoderLadder {
   levels: LadderLevel[];
   data: { file: string; sha256: string; tokens: number; texts: number };
   created_at: string;
+  /** where the statistics, thresholds and guarantees were computed (device-independent) */
+  calibrated_on?: HostInfo;
+  /** where the candidates were last timed and the served plans chosen (device-dependent) */
+  timed_on?: HostInfo;
+  /** prompts (token ids) the candidates are timed on, so a device re-times without the data */
+  timing_prompts?: number[][];
 }
 
 export const DEFAULT_TARGETS: Record<string, number> = { exact: 1, high: 0.99, balanced: 0.97, eco: 0.93, critical: 0.85 };
@@ -183,11 +219,20 @@ export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string
     if (l.mode !== 'full' && l.mode !== 'exits' && l.mode !== 'speculative') bad(`${at}: mode ${JSON.stringify(l.mode)} is not full, exits or speculative`);
     if (l.mode === 'speculative' && !(Number.isInteger(l.max_draft) && (l.max_draft as number) >= 1)) bad(`${at}: max_draft must be a positive integer`);
     if (l.draft_stop !== undefined && typeof l.draft_stop !== 'number') bad(`${at}: draft_stop must be a number`);
-    if (l.plan === undefined) {
-      if (l.mode !== 'full') bad(`${at}: mode ${l.mode as string} needs a plan`);
-      continue;
+    if (l.plan === undefined && l.mode !== 'full') bad(`${at}: mode ${l.mode as string} needs a plan`);
+    const speculative = l.target === 1; // the lossless level's candidates are drafters
+    // a served plan's graphs must be in the bundle; a plan kept for the record (mode full) need not be
+    if (l.plan !== undefined) checkPlan(l.plan, at, l.mode !== 'full', l.mode === 'speculative');
+    if (l.candidates !== undefined) {
+      if (!Array.isArray(l.candidates)) bad(`${at}: candidates is not a list`);
+      for (const [k, c] of (l.candidates as unknown[]).entries()) {
+        if (!isObj(c)) return bad(`${at}: candidates[${k}] is not an object`);
+        checkPlan(c.plan, `${at} candidate ${k}`, true, speculative);
+      }
     }
-    const p = l.plan;
+  }
+  /** A plan's exits, thresholds, cap and segments; with `served`, its graphs present in the bundle. */
+  function checkPlan(p: unknown, at: string, served: boolean, speculative: boolean): void {
     if (!isObj(p)) return bad(`${at}: plan is not an object`);
     const exits = p.exits;
     if (!Array.isArray(exits) || exits.length === 0 || !exits.every((e, k) => Number.isInteger(e) && e >= 1 && e < nLayers && (k === 0 || e > exits[k - 1])))
@@ -197,11 +242,11 @@ export function checkLadder(raw: unknown, nLayers: number, graphs: Record<string
     if (p.cap !== undefined && p.cap !== ex.at(-1)) bad(`${at}: cap ${JSON.stringify(p.cap)} must be the last exit point (${ex.at(-1)})`);
     const want = segmentsFor(ex, nLayers, kv, p.cap as number | undefined, signal);
     if (!Array.isArray(p.segments) || p.segments.join(' ') !== want.join(' ')) bad(`${at}: segments ${JSON.stringify(p.segments)} do not match its exits (${want.join(' ')})`);
-    if (l.mode === 'speculative') {
+    if (speculative) {
       if (p.cap === undefined || ex.length !== 1) bad(`${at}: a speculative level drafts with a static truncation (one exit point, the cap)`);
       want.push(segmentRole(p.cap as number, nLayers, nLayers));
     }
-    if (l.mode !== 'full') for (const role of want) if (!(role in graphs)) bad(`${at}: the bundle has no '${role}' graph`);
+    if (served) for (const role of want) if (!(role in graphs)) bad(`${at}: the bundle has no '${role}' graph`);
   }
   return raw as unknown as DecoderLadder;
 }
