@@ -98,7 +98,7 @@ async function callFloorUs(dim: number): Promise<number> {
  * This process's peak RSS (kB) from VmHWM, which starts fresh at exec; getrusage's maxrss is
  * inherited across exec and would report the parent's peak.
  */
-function peakRssKb(): number {
+export function peakRssKb(): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
     if (m) return Number(m[1]);

@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <suite...>`: runs the named suites (default: generate), prints a readable table
- * and writes JSON + Markdown under bench/results/. Suites: generate, exits, classify, agent, policy, signals.
+ * and writes JSON + Markdown under bench/results/. Suites: generate, exits, classify, agent, policy, signals, memory.
  * Numbers are medians of several runs measured side by side in one run (the machine is shared).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ const SUITES: Record<string, () => Promise<Suite>> = {
   exits: async () => (await import('./exits.js')).benchExits,
   policy: async () => (await import('./policy.js')).benchPolicy,
   signals: async () => (await import('./signals.js')).benchSignals,
+  memory: async () => (await import('./memory.js')).benchMemory,
 };
 
 async function main(): Promise<void> {
