@@ -3,6 +3,9 @@
  * (the shape of llama2.c `run.c`): the yardstick the ONNX engine is compared against. It shares no
  * code with the converter or the engine beyond the LlamaSource types; dequantization is its own
  * (dequantRef.ts). Activations and every dot product are Float64; weights are f32 as dequantized.
+ * With `int8Activations`, a quantized matrix (Q8_0, Q4_0, llama2.c groups within rows) multiplies
+ * int8 activations, as llama.cpp's quantized dot products and ORT's MatMulNBits accuracy_level 4 do:
+ * its input is rounded to int8 per block of the weight's block, scale max|x|/127, to nearest.
  *
  * Per token at position `pos`:
  *   x = tok_embd[token]
@@ -13,17 +16,24 @@
 import type { LlamaConfig, LlamaSource, SourceTensor } from '../../agent/convert/source.js';
 import { dequantizeRef } from './dequantRef.js';
 
-/** One layer's weights as f32, row-major [out, in]. */
+/** A weight matrix as f32, row-major [out, in], and how its input is rounded. */
+interface RefMatrix {
+  w: Float32Array;
+  /** values per int8 block of the input; 0 for an f32 input (f32 / f16 weights) */
+  actBlock: number;
+}
+
+/** One layer's weights. */
 interface RefLayerWeights {
   attnNorm: Float32Array; // (dim)
-  wq: Float32Array; // (nHeads*headDim, dim)
-  wk: Float32Array; // (nKvHeads*headDim, dim)
-  wv: Float32Array; // (nKvHeads*headDim, dim)
-  wo: Float32Array; // (dim, nHeads*headDim)
+  wq: RefMatrix; // (nHeads*headDim, dim)
+  wk: RefMatrix; // (nKvHeads*headDim, dim)
+  wv: RefMatrix; // (nKvHeads*headDim, dim)
+  wo: RefMatrix; // (dim, nHeads*headDim)
   ffnNorm: Float32Array; // (dim)
-  wGate: Float32Array; // (ffnDim, dim)
-  wUp: Float32Array; // (ffnDim, dim)
-  wDown: Float32Array; // (dim, ffnDim)
+  wGate: RefMatrix; // (ffnDim, dim)
+  wUp: RefMatrix; // (ffnDim, dim)
+  wDown: RefMatrix; // (dim, ffnDim)
 }
 
 /** All weights, dequantized once per source. */
@@ -31,7 +41,7 @@ interface RefWeights {
   tokEmbd: Float32Array; // (vocab, dim)
   layers: RefLayerWeights[];
   outputNorm: Float32Array; // (dim)
-  head: Float32Array; // (vocab, dim): output, or tokEmbd when tied
+  head: RefMatrix; // (vocab, dim): output, or tokEmbd when tied
 }
 
 const weightCache = new WeakMap<LlamaSource, RefWeights>();
@@ -42,6 +52,17 @@ function load(t: SourceTensor | undefined, what: string, shape: number[]): Float
     throw new Error(`reference: tensor ${what} (${t.name}) has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
   }
   return dequantizeRef(t);
+}
+
+/** Block of the int8 input of a quantized matrix: its weight block (groups straddling rows stay f32). */
+function activationBlock(t: SourceTensor): number {
+  if (t.dtype === 'q8_0' || t.dtype === 'q4_0') return 32;
+  if (t.dtype === 'q8_g' && t.groupSize && (t.shape[1] ?? 0) % t.groupSize === 0) return t.groupSize;
+  return 0;
+}
+
+function loadMatrix(t: SourceTensor | undefined, what: string, shape: number[]): RefMatrix {
+  return { w: load(t, what, shape), actBlock: t ? activationBlock(t) : 0 };
 }
 
 function loadWeights(src: LlamaSource): RefWeights {
@@ -57,17 +78,17 @@ function loadWeights(src: LlamaSource): RefWeights {
     tokEmbd,
     layers: t.layers.map((l, i) => ({
       attnNorm: load(l.attnNorm, `layers[${i}].attnNorm`, [c.dim]),
-      wq: load(l.wq, `layers[${i}].wq`, [qDim, c.dim]),
-      wk: load(l.wk, `layers[${i}].wk`, [kvDim, c.dim]),
-      wv: load(l.wv, `layers[${i}].wv`, [kvDim, c.dim]),
-      wo: load(l.wo, `layers[${i}].wo`, [c.dim, qDim]),
+      wq: loadMatrix(l.wq, `layers[${i}].wq`, [qDim, c.dim]),
+      wk: loadMatrix(l.wk, `layers[${i}].wk`, [kvDim, c.dim]),
+      wv: loadMatrix(l.wv, `layers[${i}].wv`, [kvDim, c.dim]),
+      wo: loadMatrix(l.wo, `layers[${i}].wo`, [c.dim, qDim]),
       ffnNorm: load(l.ffnNorm, `layers[${i}].ffnNorm`, [c.dim]),
-      wGate: load(l.wGate, `layers[${i}].wGate`, [c.ffnDim, c.dim]),
-      wUp: load(l.wUp, `layers[${i}].wUp`, [c.ffnDim, c.dim]),
-      wDown: load(l.wDown, `layers[${i}].wDown`, [c.dim, c.ffnDim]),
+      wGate: loadMatrix(l.wGate, `layers[${i}].wGate`, [c.ffnDim, c.dim]),
+      wUp: loadMatrix(l.wUp, `layers[${i}].wUp`, [c.ffnDim, c.dim]),
+      wDown: loadMatrix(l.wDown, `layers[${i}].wDown`, [c.dim, c.ffnDim]),
     })),
     outputNorm: load(t.outputNorm, 'outputNorm', [c.dim]),
-    head: c.tiedEmbeddings || !t.output ? tokEmbd : load(t.output, 'output', [c.vocabSize, c.dim]),
+    head: c.tiedEmbeddings || !t.output ? { w: tokEmbd, actBlock: activationBlock(t.tokEmbd) } : loadMatrix(t.output, 'output', [c.vocabSize, c.dim]),
   };
   weightCache.set(src, w);
   return w;
@@ -79,6 +100,24 @@ function rmsNorm(out: Float64Array, x: Float64Array, w: Float32Array, eps: numbe
   for (let i = 0; i < x.length; i++) ss += (x[i] as number) * (x[i] as number);
   const inv = 1 / Math.sqrt(ss / x.length + eps);
   for (let i = 0; i < x.length; i++) out[i] = (x[i] as number) * inv * (w[i] as number);
+}
+
+/** x (n) rounded to int8 per block: q = round(x / s), s = max|x| / 127 over the block; returns q·s. */
+export function int8Blocks(x: Float64Array, n: number, block: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let lo = 0; lo < n; lo += block) {
+    const hi = Math.min(n, lo + block);
+    let amax = 0;
+    for (let j = lo; j < hi; j++) amax = Math.max(amax, Math.abs(x[j] as number));
+    const s = amax / 127;
+    for (let j = lo; j < hi; j++) out[j] = s === 0 ? 0 : roundHalfEven((x[j] as number) / s) * s;
+  }
+  return out;
+}
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** out (d) = W (d, n) · x (n), float64 accumulation */
@@ -109,6 +148,11 @@ function rope(v: Float64Array, nHeads: number, c: LlamaConfig, cos: Float64Array
   }
 }
 
+export interface ReferenceOptions {
+  /** round the input of every quantized matrix to int8 blocks (see the header); default false */
+  int8Activations?: boolean;
+}
+
 /** Called after each decoder layer with the residual stream (dim); do not keep the array. */
 export type LayerHook = (layer: number, x: Float64Array) => void;
 
@@ -130,13 +174,15 @@ export class LlamaReference {
   private readonly keyCache: Float64Array[][] = []; // [layer][pos] (nKvHeads*headDim)
   private readonly valueCache: Float64Array[][] = []; // [layer][pos] (nKvHeads*headDim)
   private nextPos = 0;
+  private readonly int8Activations: boolean;
 
-  constructor(src: LlamaSource) {
+  constructor(src: LlamaSource, opts: ReferenceOptions = {}) {
     const c = src.config;
     if (c.headDim % 2 !== 0) throw new Error(`reference: head dim ${c.headDim} is odd`);
     if (c.nHeads % c.nKvHeads !== 0) throw new Error(`reference: ${c.nHeads} heads not a multiple of ${c.nKvHeads} kv heads`);
     this.config = c;
     this.w = loadWeights(src);
+    this.int8Activations = opts.int8Activations ?? false;
     this.x = new Float64Array(c.dim);
     this.xb = new Float64Array(Math.max(c.dim, c.nHeads * c.headDim));
     this.xb2 = new Float64Array(c.dim);
@@ -190,9 +236,9 @@ export class LlamaReference {
       rmsNorm(xb, x, lw.attnNorm, c.normEps);
       const k = new Float64Array(kvDim);
       const v = new Float64Array(kvDim);
-      matmul(q, xb, lw.wq, c.dim, qDim);
-      matmul(k, xb, lw.wk, c.dim, kvDim);
-      matmul(v, xb, lw.wv, c.dim, kvDim);
+      this.project(q, xb, lw.wq, c.dim, qDim);
+      this.project(k, xb, lw.wk, c.dim, kvDim);
+      this.project(v, xb, lw.wv, c.dim, kvDim);
       rope(q, c.nHeads, c, cos, sin);
       rope(k, c.nKvHeads, c, cos, sin);
       const keys = this.keyCache[l] as Float64Array[];
@@ -226,18 +272,18 @@ export class LlamaReference {
         }
       }
       // output projection and residual
-      matmul(xb2, out.subarray(0, qDim), lw.wo, qDim, c.dim);
+      this.project(xb2, out.subarray(0, qDim), lw.wo, qDim, c.dim);
       for (let i = 0; i < c.dim; i++) x[i] = (x[i] as number) + (xb2[i] as number);
 
       // SwiGLU FFN: down(silu(gate(x)) * up(x)), pre-norm, residual
       rmsNorm(xb, x, lw.ffnNorm, c.normEps);
-      matmul(hb, xb.subarray(0, c.dim), lw.wGate, c.dim, c.ffnDim);
-      matmul(hb2, xb.subarray(0, c.dim), lw.wUp, c.dim, c.ffnDim);
+      this.project(hb, xb.subarray(0, c.dim), lw.wGate, c.dim, c.ffnDim);
+      this.project(hb2, xb.subarray(0, c.dim), lw.wUp, c.dim, c.ffnDim);
       for (let i = 0; i < c.ffnDim; i++) {
         const g = hb[i] as number;
         hb[i] = (g / (1 + Math.exp(-g))) * (hb2[i] as number);
       }
-      matmul(xb2, hb, lw.wDown, c.ffnDim, c.dim);
+      this.project(xb2, hb, lw.wDown, c.ffnDim, c.dim);
       for (let i = 0; i < c.dim; i++) x[i] = (x[i] as number) + (xb2[i] as number);
 
       onLayer?.(l, x);
@@ -247,20 +293,25 @@ export class LlamaReference {
     return this.head(x);
   }
 
+  /** out (d) = W (d, n) · x (n), x first rounded to int8 blocks when modelling int8 activations */
+  private project(out: Float64Array, x: Float64Array, m: RefMatrix, n: number, d: number): void {
+    matmul(out, this.int8Activations && m.actBlock ? int8Blocks(x, n, m.actBlock) : x, m.w, n, d);
+  }
+
   /** Final RMSNorm + LM head applied to a residual stream (dim): the full model's exit, or a logit lens. */
   head(hidden: Float64Array): Float32Array {
     const c = this.config;
     const normed = new Float64Array(c.dim);
     rmsNorm(normed, hidden, this.w.outputNorm, c.normEps);
     const logits = new Float64Array(c.vocabSize);
-    matmul(logits, normed, this.w.head, c.dim, c.vocabSize);
+    this.project(logits, normed, this.w.head, c.dim, c.vocabSize);
     return Float32Array.from(logits);
   }
 }
 
 /** Logits after every position of `tokens` (teacher forcing): result[i] predicts tokens[i+1]. */
-export function referenceLogits(src: LlamaSource, tokens: readonly number[]): Float32Array[] {
-  const m = new LlamaReference(src);
+export function referenceLogits(src: LlamaSource, tokens: readonly number[], opts: ReferenceOptions = {}): Float32Array[] {
+  const m = new LlamaReference(src, opts);
   return tokens.map((t) => m.forward(t));
 }
 
