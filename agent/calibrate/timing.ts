@@ -1,11 +1,11 @@
 /**
  * Timing a level against the fused full-depth graph in the same process, the one way calibration
  * and `sedac eval` both measure speed: free-running greedy generation over prompts, level and full
- * depth interleaved round by round, only decoding timed (from the first emitted token on — the
- * prompt's prefill is the same fused call at every level and would only dilute the ratio).
+ * depth interleaved prompt by prompt, only decoding timed (from the first emitted token on: the
+ * prompt's prefill runs all layers at every uncapped level and would only dilute the ratio).
  */
 import type { Decoder } from '../engine/decoder.js';
-import { generateIds } from '../engine/generation.js';
+import { generateIds, levelRoles } from '../engine/generation.js';
 import type { LadderLevel } from '../engine/ladder.js';
 import { makeSampler } from '../engine/sampling.js';
 
@@ -22,21 +22,23 @@ export interface GenerationRun {
 
 /** One pass over the prompts at a level (undefined = fused full depth). */
 export async function generationRun(d: Decoder, level: LadderLevel | undefined, prompts: number[][], maxTokens: number): Promise<GenerationRun> {
-  const greedy = makeSampler(0);
   const run: GenerationRun = { outs: [], layers: 0, decodeMs: 0, decodeSteps: 0 };
-  for (const p of prompts) {
-    let t0: number | undefined;
-    const r = await generateIds(d, p, level, greedy, true, maxTokens, () => {
-      t0 ??= performance.now();
-    });
-    if (t0 !== undefined) {
-      run.decodeMs += performance.now() - t0;
-      run.decodeSteps += r.tokens.length - 1 + (r.stop === 'eos' ? 1 : 0);
-    }
-    run.outs.push(r.tokens);
-    run.layers += r.layers.reduce((a, b) => a + b, 0);
-  }
+  for (const p of prompts) await generateInto(run, d, level, p, maxTokens);
   return run;
+}
+
+/** One prompt at a level, added to `run`. */
+async function generateInto(run: GenerationRun, d: Decoder, level: LadderLevel | undefined, prompt: number[], maxTokens: number): Promise<void> {
+  let t0: number | undefined;
+  const r = await generateIds(d, prompt, level, makeSampler(0), true, maxTokens, () => {
+    t0 ??= performance.now();
+  });
+  if (t0 !== undefined) {
+    run.decodeMs += performance.now() - t0;
+    run.decodeSteps += r.tokens.length - 1 + (r.stop === 'eos' ? 1 : 0);
+  }
+  run.outs.push(r.tokens);
+  run.layers += r.layers.reduce((a, b) => a + b, 0);
 }
 
 /** ms per decode step of a run. */
@@ -45,16 +47,29 @@ export function msPerStep(r: GenerationRun): number {
 }
 
 /**
- * Full depth and the level, one pass each to warm up (load and prime every graph), then `rounds`
- * interleaved pairs.
+ * Full depth and the level, one pass each to warm up, then `rounds` rounds in which every prompt
+ * runs at full depth and at the level back to back (which one first alternates), so a slow spell of
+ * this shared machine hits both sides alike. Both sets of graphs stay loaded while this runs (two
+ * copies of the weights, for the length of the measurement only).
  */
 export async function interleavedRuns(d: Decoder, level: LadderLevel | undefined, prompts: number[][], rounds: number, maxTokens: number): Promise<{ full: GenerationRun; level: GenerationRun }[]> {
-  await generationRun(d, undefined, prompts, maxTokens);
-  await generationRun(d, level, prompts, maxTokens);
-  const pairs: { full: GenerationRun; level: GenerationRun }[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const full = await generationRun(d, undefined, prompts, maxTokens);
-    pairs.push({ full, level: await generationRun(d, level, prompts, maxTokens) });
+  const unpin = d.pin([...levelRoles(d, level, true), 'full']);
+  try {
+    await generationRun(d, undefined, prompts, maxTokens);
+    await generationRun(d, level, prompts, maxTokens);
+    const pairs: { full: GenerationRun; level: GenerationRun }[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const full: GenerationRun = { outs: [], layers: 0, decodeMs: 0, decodeSteps: 0 };
+      const lvl: GenerationRun = { outs: [], layers: 0, decodeMs: 0, decodeSteps: 0 };
+      for (const [i, p] of prompts.entries()) {
+        const sides: [GenerationRun, LadderLevel | undefined][] = [[full, undefined], [lvl, level]];
+        if ((i + r) % 2) sides.reverse();
+        for (const [into, at] of sides) await generateInto(into, d, at, p, maxTokens);
+      }
+      pairs.push({ full, level: lvl });
+    }
+    return pairs;
+  } finally {
+    unpin();
   }
-  return pairs;
 }

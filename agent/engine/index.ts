@@ -18,6 +18,8 @@ export interface ModelSpec {
   source: string;
   /** ORT intra-op threads; default 1 */
   threads?: number;
+  /** decoders: weight bytes loaded graphs may hold, × the bundle's weights; default 1.25 (DecoderOptions) */
+  residentWeights?: number;
   /** where converted bundles are cached; default see defaultCacheDir() */
   cacheDir?: string;
   /** no progress output while converting */
@@ -44,7 +46,7 @@ export async function loadModel(spec: ModelSpec): Promise<LoadedModel> {
   }
   if (manifest.architecture !== 'llama') throw new SedacError('E_MODEL_UNSUPPORTED', `${dir}: architecture ${manifest.architecture}`);
   const tokenizer = loadBundleTokenizer(dir, manifest.tokenizer.file);
-  return Decoder.load(dir, manifest, hash, tokenizer, { threads: spec.threads });
+  return Decoder.load(dir, manifest, hash, tokenizer, { threads: spec.threads, residentWeights: spec.residentWeights });
 }
 
 export type { LoadedModel } from './types.js';
