@@ -103,16 +103,13 @@ export class Decoder implements LoadedModel {
    * level, so a concurrent request at another level cannot release them mid-way.
    */
   pin(roles: Iterable<string>): () => void {
-    const held = [...new Set(roles)];
-    for (const r of held) this.resident(r).pins++;
+    const held = [...new Set(roles)].map((r) => this.resident(r));
+    for (const e of held) e.pins++;
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      for (const r of held) {
-        const e = this.sessions.get(r);
-        if (e) e.pins--;
-      }
+      for (const e of held) e.pins--;
     };
   }
 

@@ -41,8 +41,9 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
   let pending: number | undefined;
   return async () => {
     if (pending === undefined) {
+      // the prefill ran the level's segments on every prompt row: to full depth, or to the cap
       pending = sampler.next(first, 0, V);
-      return [{ token: pending, depth: d.config.nLayers }];
+      return [{ token: pending, depth: level.plan!.cap ?? d.config.nLayers }];
     }
     const step = await exitStep(d, st, pending, level.plan!, kv);
     pending = sampler.next(step.logits, 0, V);
@@ -52,8 +53,7 @@ function exitStream(d: Decoder, run: RunState, first: Float32Array, sampler: Sam
 
 /**
  * Lossless speculative stream (greedy), LayerSkip style. `run` holds the verified cache; `next` is a
- * token the full model chose (already emitted) that is not in the cache yet, and `h` its state after
- * the drafter's k layers when known. Each call drafts up to max_draft tokens with the first k layers
+ * token the full model chose (already emitted) that is not in the cache yet. Each call drafts up to max_draft tokens with the first k layers
  * (stopping early after a draft whose exit score is above draft_stop); drafting [next, d1, …] writes
  * their K/V for layers 0..k-1 and leaves their states at layer k, so the verification runs only
  * layers k..L on [next, d1 … d(n-1)] in one call: its logits check d1 … dn. The longest agreeing
@@ -95,6 +95,7 @@ function speculativeStream(d: Decoder, run: RunState, first: Float32Array, level
     }
     // verify: layers k..L on [next, d1 … d(n-1)] in one call; logits row i checks draft i+1
     const n = drafts.length;
+    if (n === 0) return []; // no room left in the context: the caller stops
     const hidden = new Float32Array(n * dim);
     states.forEach((h, i) => hidden.set(h, i * dim));
     run.kv.ensure(start + n, start);
