@@ -4,7 +4,7 @@
  * E_MODEL_INTEGRITY instead of producing quiet nonsense.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { SedacError } from '../errors.js';
 import { type WeightFileIndex, checkWeightIndex } from './weightFile.js';
@@ -69,8 +69,22 @@ export function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** sha256 of a file, read in 1 MiB chunks (a weight file is hundreds of MB: never whole in memory). */
 export function sha256File(path: string): string {
-  return sha256(readFileSync(path));
+  const h = createHash('sha256');
+  const buf = new Uint8Array(1 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (let pos = 0; ; ) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Write bytes to a bundle file and return its entry. */
@@ -124,6 +138,10 @@ export function verifyFile(dir: string, e: FileEntry): void {
   if (typeof e?.file !== 'string' || e.file.includes('..')) throw new SedacError('E_MODEL_FORMAT', `bundle ${dir}: bad file entry`);
   const p = join(dir, e.file);
   if (!existsSync(p)) throw new SedacError('E_MODEL_INTEGRITY', `bundle ${dir}: ${e.file} is missing`);
+  // a device node, FIFO or directory in place of a file would hang or fail the hash: refuse it
+  const st = statSync(p);
+  if (!st.isFile()) throw new SedacError('E_MODEL_INTEGRITY', `bundle ${dir}: ${e.file} is not a regular file`);
+  if ('bytes' in e && typeof e.bytes === 'number' && st.size !== e.bytes) throw new SedacError('E_MODEL_INTEGRITY', `bundle ${dir}: ${e.file} is ${st.size} bytes, the manifest says ${e.bytes}`);
   const got = sha256File(p);
   if (got !== e.sha256) {
     throw new SedacError('E_MODEL_INTEGRITY', `bundle ${dir}: ${e.file} was modified (sha256 ${got.slice(0, 12)}…, manifest says ${String(e.sha256).slice(0, 12)}…); reconvert the model`);

@@ -95,7 +95,7 @@ export class Decoder implements LoadedModel {
 
   /** Load a graph role now (it stays until the budget needs its memory and nobody uses it). */
   async load(role: string): Promise<void> {
-    await this.resident(role).session;
+    await this.entry(role).session;
   }
 
   /**
@@ -103,7 +103,7 @@ export class Decoder implements LoadedModel {
    * level, so a concurrent request at another level cannot release them mid-way.
    */
   pin(roles: Iterable<string>): () => void {
-    const held = [...new Set(roles)].map((r) => this.resident(r));
+    const held = [...new Set(roles)].map((r) => this.entry(r));
     for (const e of held) e.pins++;
     let done = false;
     return () => {
@@ -115,7 +115,7 @@ export class Decoder implements LoadedModel {
 
   /** Run a graph role (loaded on first use); it cannot be released while the run is in flight. */
   async run(role: string, feeds: Feeds): Promise<Feeds> {
-    const e = this.resident(role);
+    const e = this.entry(role);
     e.busy++;
     try {
       return await (await e.session).run(feeds);
@@ -139,7 +139,11 @@ export class Decoder implements LoadedModel {
     return [...this.sessions.keys()];
   }
 
-  private resident(role: string): Resident {
+  resident(): { graphs: string[]; weight_bytes: number } {
+    return { graphs: this.loadedRoles.sort(), weight_bytes: [...this.sessions.values()].reduce((a, e) => a + e.bytes, 0) };
+  }
+
+  private entry(role: string): Resident {
     let e = this.sessions.get(role);
     if (e) {
       // most recently used last: eviction takes the oldest idle graph first

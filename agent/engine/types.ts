@@ -69,5 +69,7 @@ export interface LoadedModel {
   readonly levels: string[];
   generate?(prompt: string, opts?: GenerateOptions): Promise<GenerateResult>;
   classify?(text: string, opts?: ClassifyOptions): Promise<ClassifyResult>;
+  /** the graphs loaded now and the weight bytes they hold (decoders: one level's graphs at a time) */
+  resident?(): { graphs: string[]; weight_bytes: number };
   dispose(): Promise<void>;
 }

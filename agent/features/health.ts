@@ -62,6 +62,11 @@ export function healthPayload(ctx: AgentContext): Record<string, unknown> {
     duplicates: m.duplicates,
     latency_ms: m.latency_ms,
     mean_layers: m.mean_layers,
+    // what each model holds in memory now: a decoder keeps one level's graphs (weights once)
+    models: Object.fromEntries([...ctx.models].flatMap(([name, model]) => {
+      const r = model.resident?.();
+      return r ? [[name, { graphs: r.graphs, weights_mb: mb(r.weight_bytes) }]] : [];
+    })),
     level: current?.level ?? m.level,
     ...(current && { level_reasons: current.reasons }),
     ...(current?.readings !== undefined && { readings: current.readings }),

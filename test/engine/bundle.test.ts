@@ -3,7 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -52,6 +52,27 @@ describe('bundle integrity', () => {
     bytes[bytes.length >> 1]! ^= 0x40;
     writeFileSync(file, bytes);
     assert.equal(await loadCode(dir), 'E_MODEL_INTEGRITY');
+  });
+
+  test('a damaged weight file is refused with E_MODEL_INTEGRITY: flipped, truncated, a device, a directory', async () => {
+    const flipped = await copyOfBundle();
+    const file = join(flipped, 'weights.bin');
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1]! ^= 0x01;
+    writeFileSync(file, bytes);
+    assert.equal(await loadCode(flipped), 'E_MODEL_INTEGRITY');
+    const truncated = await copyOfBundle();
+    truncateSync(join(truncated, 'weights.bin'), 4096);
+    assert.equal(await loadCode(truncated), 'E_MODEL_INTEGRITY');
+    // /dev/zero would never finish hashing; a directory cannot be read: both refused before reading
+    const device = await copyOfBundle();
+    rmSync(join(device, 'weights.bin'));
+    symlinkSync('/dev/zero', join(device, 'weights.bin'));
+    assert.equal(await loadCode(device), 'E_MODEL_INTEGRITY');
+    const folder = await copyOfBundle();
+    rmSync(join(folder, 'weights.bin'));
+    mkdirSync(join(folder, 'weights.bin'));
+    assert.equal(await loadCode(folder), 'E_MODEL_INTEGRITY');
   });
 
   test('a missing tokenizer is refused with E_MODEL_INTEGRITY', async () => {
