@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measureCosts } from '../agent/calibrate/costs.js';
-import { addSegmentsToBundle } from '../agent/calibrate/decoderCalibrate.js';
+import { addSegmentsToBundle } from '../agent/calibrate/segments.js';
 import { convertModel } from '../agent/convert/cache.js';
 import { loadSource } from '../agent/convert/detect.js';
 import type { Decoder } from '../agent/engine/decoder.js';

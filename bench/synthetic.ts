@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addSegmentGraphs } from '../agent/calibrate/decoderCalibrate.js';
+import { addSegmentGraphs } from '../agent/calibrate/segments.js';
 import { measureCosts } from '../agent/calibrate/costs.js';
 import { fusedCost, predictedCost } from '../agent/calibrate/exitTable.js';
 import { f32ToF16 } from '../agent/convert/dequant.js';

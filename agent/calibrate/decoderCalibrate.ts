@@ -6,18 +6,14 @@
  * Splits are by text (index mod 5): 0–1 fit the lenses and the threshold family, 2–3 test the
  * levels (Learn-then-Test), 4 is held out for the final check.
  */
-import { readFileSync, rmSync } from 'node:fs';
-import { writeGraph } from '../convert/bundleWriter.js';
-import { WeightFileWriter } from '../engine/weightFile.js';
-import { join } from 'node:path';
-import { loadSource } from '../convert/detect.js';
-import { type AffineLens, IO, exitProbeGraph, segmentGraph } from '../convert/llamaGraphs.js';
+import { readFileSync } from 'node:fs';
+import { type AffineLens, IO, exitProbeGraph } from '../convert/llamaGraphs.js';
 import { progressBar } from '../convert/progress.js';
 import type { LlamaSource } from '../convert/source.js';
-import { type Manifest, readManifest, sha256, writeManifest } from '../engine/bundle.js';
+import { readManifest, sha256, writeManifest } from '../engine/bundle.js';
 import type { Decoder } from '../engine/decoder.js';
 import { loadModel } from '../engine/index.js';
-import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, type LevelCandidate, marginScore, segmentRole, segmentsFor } from '../engine/ladder.js';
+import { DEFAULT_TARGETS, EXIT_SIGNALS, type DecoderLadder, type CostModel, type ExitHeadChoice, type ExitPlan, type ExitSignal, type KvMode, type LadderLevel, type LevelCandidate, marginScore, segmentsFor } from '../engine/ladder.js';
 import { Session, f32, floats } from '../engine/ort.js';
 import { SedacError } from '../errors.js';
 import { collectDecoderData, type DecoderCalibrationData } from './decoderData.js';
@@ -27,6 +23,7 @@ import { fitAffineLens } from './lens.js';
 import { type Candidate, type Structure, type TokenTable, fitThresholdFamily, fusedCost, planCandidates, predictedCost, testPlan } from './exitTable.js';
 import { type DraftChoice, drafterCandidates } from './speculation.js';
 import { hostInfo, serveFastest } from './retime.js';
+import { addSegmentGraphs, bundleSource, levelGraphs, pruneSegmentGraphs } from './segments.js';
 
 export interface DecoderCalibrateOptions {
   /** level name → target agreement; default DEFAULT_TARGETS */
@@ -76,15 +73,6 @@ export function readTexts(file: string): string[] {
     });
 }
 
-/** The source the bundle was converted from, checked against its recorded sha256. */
-async function bundleSource(m: Manifest): Promise<LlamaSource> {
-  const src = await loadSource(m.source.path).catch((err: unknown) => {
-    throw new SedacError('E_MODEL_NOT_FOUND', `calibration rebuilds graphs from the model source ${m.source.path}, which cannot be read: ${(err as Error).message}`);
-  });
-  if (src.sha256 !== m.source.sha256) throw new SedacError('E_MODEL_INTEGRITY', `${m.source.path} changed since the bundle was converted; reconvert first`);
-  return src;
-}
-
 /** The rows `idx` of a layer's states (n, dim). */
 function rowsOf(h: Float32Array, dim: number, idx: Int32Array): Float32Array {
   const out = new Float32Array(idx.length * dim);
@@ -103,47 +91,6 @@ async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: Affin
   } finally {
     await s.release();
   }
-}
-
-/**
- * Write the segment graphs named by `roles` (seg.<from>-<to>.exit|final) that the bundle lacks; an
- * exit head uses the lens given for its exit point, else the plain logit lens. Weights go to the
- * bundle's weight files: the layers' are found there already (stored once at conversion), new ones
- * (lenses) go to one calibration weight file. Updates `m.graphs` and `m.weight_files`.
- */
-export function addSegmentGraphs(dir: string, m: Manifest, src: LlamaSource, roles: string[], lenses: Map<number, AffineLens> = new Map()): void {
-  const L = src.config.nLayers;
-  const todo = [...new Set(roles)].filter((r) => !m.graphs[r]);
-  if (todo.length === 0) return;
-  const sink = new WeightFileWriter(dir, `weights.calib.${Date.now().toString(36)}.bin`, m.weight_files);
-  try {
-    for (const role of todo) {
-      const match = /^seg\.(\d+)-(\d+)\.(exit|final)(\.margin)?(\.calm)?$/.exec(role);
-      const from = Number(match?.[1]);
-      const to = Number(match?.[2]);
-      const signal: ExitSignal = match?.[4] ? 'margin' : 'entropy';
-      const calm = match?.[5] !== undefined;
-      if (!match || segmentRole(from, to, L, calm ? 'propagate' : 'recompute', signal) !== role) throw new SedacError('E_INTERNAL', `bad segment role ${role}`);
-      // a final segment returns every row's logits: pending rows ride along in decoding, and
-      // speculative verification reads one row per draft
-      const g = segmentGraph(src, from, to, to === L ? { kind: 'final', rows: 'all' } : { kind: 'exit', lens: lenses.get(to), name: `exit${to}`, signal }, role, calm);
-      m.graphs[role] = writeGraph(dir, role, g, sink);
-    }
-  } catch (err) {
-    sink.abort();
-    throw err;
-  }
-  const index = sink.finish();
-  if (sink.empty) rmSync(join(dir, index.file), { force: true });
-  else m.weight_files.push(index);
-}
-
-/** Add segment graphs for the given exit points to a bundle on disk (tests, benches). */
-export async function addSegmentsToBundle(dir: string, exitSets: number[][], kv: KvMode = 'recompute', signal: ExitSignal = 'entropy'): Promise<void> {
-  const m = readManifest(dir, true);
-  const src = await bundleSource(m);
-  addSegmentGraphs(dir, m, src, exitSets.flatMap((e) => segmentsFor(e, src.config.nLayers, kv, undefined, signal)));
-  writeManifest(dir, m);
 }
 
 /** Candidate plans timed per level, and candidate drafters for `exact`. */
@@ -182,30 +129,6 @@ function exactLevel(dr: DraftChoice, L: number, kv: KvMode, costs: CostModel, si
 function planKey(l: LadderLevel): string {
   const p = l.plan!;
   return `${l.mode}:${p.exits.join(',')}${p.cap === undefined ? '' : ` cap ${p.cap}`}${l.max_draft === undefined ? '' : ` draft ${l.max_draft} stop ${l.draft_stop?.toFixed(3) ?? '-'}`}`;
-}
-
-/** Remove segment graphs (seg.*) no level uses from the bundle, and weight files no graph uses. */
-function pruneSegmentGraphs(dir: string, m: Manifest, keep: Set<string>): void {
-  for (const role of Object.keys(m.graphs)) {
-    if (!role.startsWith('seg.') || keep.has(role)) continue;
-    rmSync(join(dir, m.graphs[role]!.file), { force: true });
-    delete m.graphs[role];
-  }
-  const used = new Set(Object.values(m.graphs).flatMap((g) => g.weight_files ?? []));
-  m.weight_files = m.weight_files.filter((w, i) => {
-    if (i === 0 || used.has(w.file)) return true;
-    rmSync(join(dir, w.file), { force: true });
-    return false;
-  });
-}
-
-/**
- * The graphs a level needs in the bundle: its served plan's and every candidate's segments, and a
- * speculative drafter's verifier.
- */
-function levelGraphs(l: LadderLevel, L: number): string[] {
-  const plans = [...(l.mode !== 'full' && l.plan ? [l.plan] : []), ...(l.candidates ?? []).map((c) => c.plan)];
-  return plans.flatMap((p) => (l.target >= 1 ? [...p.segments, segmentRole(p.cap!, L, L)] : p.segments));
 }
 
 export interface ScoredExits {

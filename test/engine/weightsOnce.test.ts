@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { addSegmentsToBundle, readTexts } from '../../agent/calibrate/decoderCalibrate.js';
+import { readTexts } from '../../agent/calibrate/decoderCalibrate.js';
+import { addSegmentsToBundle } from '../../agent/calibrate/segments.js';
 import { convertModel } from '../../agent/convert/cache.js';
 import { readManifest } from '../../agent/engine/bundle.js';
 import type { Decoder } from '../../agent/engine/decoder.js';
