@@ -9,7 +9,7 @@
  * of the same kind, so the converted weights never change after conversion.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { SedacError } from '../errors.js';
 
@@ -125,31 +125,4 @@ export function checkWeightIndex(dir: string, e: unknown): WeightFileIndex {
     if (!ok) throw bad(`${w.file}: tensor ${k.slice(0, 12)}… lies outside the file`);
   }
   return w as WeightFileIndex;
-}
-
-/** Size of an open file in bytes (for the integrity check before hashing). */
-export function fileBytes(path: string): number {
-  const fd = openSync(path, 'r');
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Read `length` bytes at `offset` (tests and tools; the engine lets onnxruntime map the file). */
-export function readSlot(dir: string, slot: WeightSlot): Uint8Array {
-  const fd = openSync(join(dir, slot.file), 'r');
-  try {
-    const out = new Uint8Array(slot.length);
-    let got = 0;
-    while (got < slot.length) {
-      const n = readSync(fd, out, got, slot.length - got, slot.offset + got);
-      if (n === 0) throw new SedacError('E_MODEL_INTEGRITY', `${slot.file}: truncated at ${slot.offset + got}`);
-      got += n;
-    }
-    return out;
-  } finally {
-    closeSync(fd);
-  }
 }
