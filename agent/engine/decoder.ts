@@ -103,8 +103,13 @@ export class Decoder implements LoadedModel {
    * level, so a concurrent request at another level cannot release them mid-way.
    */
   pin(roles: Iterable<string>): () => void {
-    const held = [...new Set(roles)].map((r) => this.entry(r));
-    for (const e of held) e.pins++;
+    // pinned one by one as they load, so loading the next cannot release the ones before it
+    const held: Resident[] = [];
+    for (const r of new Set(roles)) {
+      const e = this.entry(r);
+      e.pins++;
+      held.push(e);
+    }
     let done = false;
     return () => {
       if (done) return;
