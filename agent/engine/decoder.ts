@@ -63,6 +63,8 @@ export class Decoder implements LoadedModel {
   private sessions = new Map<string, Resident>();
   /** weight bytes the loaded sessions may hold (see DecoderOptions.residentWeights) */
   private readonly budget: number;
+  /** sessions created so far: a request at a level already loaded creates none */
+  private loads = 0;
 
   private constructor(
     readonly name: string,
@@ -144,8 +146,8 @@ export class Decoder implements LoadedModel {
     return [...this.sessions.keys()];
   }
 
-  resident(): { graphs: string[]; weight_bytes: number } {
-    return { graphs: this.loadedRoles.sort(), weight_bytes: [...this.sessions.values()].reduce((a, e) => a + e.bytes, 0) };
+  resident(): { graphs: string[]; weight_bytes: number; loads: number } {
+    return { graphs: this.loadedRoles.sort(), weight_bytes: [...this.sessions.values()].reduce((a, e) => a + e.bytes, 0), loads: this.loads };
   }
 
   private entry(role: string): Resident {
@@ -161,6 +163,7 @@ export class Decoder implements LoadedModel {
     const bytes = typeof g.weight_bytes === 'number' ? g.weight_bytes : 0;
     this.evict(bytes);
     const session = Session.load(join(this.dir, g.file), `${this.name}/${role}`, { threads: this.opts.threads });
+    this.loads++;
     e = { session, bytes, busy: 0, pins: 0 };
     this.sessions.set(role, e);
     session.catch(() => this.sessions.delete(role));

@@ -15,7 +15,7 @@ import { addSegmentsToBundle } from '../../agent/calibrate/segments.js';
 import { convertModel } from '../../agent/convert/cache.js';
 import { readManifest } from '../../agent/engine/bundle.js';
 import type { Decoder } from '../../agent/engine/decoder.js';
-import { generateIds } from '../../agent/engine/generation.js';
+import { generateIds, levelRoles } from '../../agent/engine/generation.js';
 import { loadModel } from '../../agent/engine/index.js';
 import { type DecoderLadder, segmentsFor } from '../../agent/engine/ladder.js';
 import { makeSampler } from '../../agent/engine/sampling.js';
@@ -101,6 +101,20 @@ describe('caption-lm-8L-ee-x4: each weight once', () => {
     await generateIds(d, golden.promptIds!, balanced, greedy, true, 20);
     assert.deepEqual(d.loadedRoles.sort(), ['seg.0-2.exit', 'seg.2-5.exit', 'seg.5-8.final'], 'switching level released the other level’s graphs');
     assert.ok(held() <= 1.15 * weights, `balanced holds ${held()} B of ${weights} B`);
+    // staying at a level loads nothing: its graphs are loaded once, not per step or per request
+    const loads = d.resident().loads;
+    for (let i = 0; i < 3; i++) await generateIds(d, golden.promptIds!, balanced, greedy, true, 20);
+    assert.equal(d.resident().loads, loads, 'no graph reloaded while serving the same level');
+    // graphs pinned together (a timing run: a level beside the fused graph) stay loaded together,
+    // even past the budget, and nothing reloads while they alternate
+    const unpin = d.pin([...levelRoles(d, balanced, true), 'full']);
+    const pinned = d.resident().loads;
+    for (let i = 0; i < 2; i++) {
+      await generateIds(d, golden.promptIds!, balanced, greedy, true, 10);
+      await generateIds(d, golden.promptIds!, undefined, greedy, true, 10);
+    }
+    assert.equal(d.resident().loads, pinned, 'nothing reloaded while pinned');
+    unpin();
 
     let drafted = 0;
     let accepted = 0;
