@@ -50,6 +50,19 @@ async function fileSha256(path: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** The first python that imports numpy: the one on PATH (e.g. pyenv), else Debian's (python3-numpy). */
+function pythonWithNumpy(): string {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    try {
+      execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
+      return py;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error('widening a model needs python3 with numpy: apt-get install -y python3-numpy');
+}
+
 /** The widened GGUF, generated on first use (a few seconds to a minute) and checked every time. */
 export async function widenedGguf(w: WideSpec): Promise<string> {
   const dir = wideCacheDir();
@@ -60,7 +73,7 @@ export async function widenedGguf(w: WideSpec): Promise<string> {
     const src = sharedPath(`models/${w.base}/${w.base}.gguf`);
     const tmp = `${out}.tmp-${process.pid}`;
     try {
-      execFileSync('python3', [sharedPath('tools/widen_gguf.py'), src, tmp, '-k', String(w.k), '--type', w.type], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync(pythonWithNumpy(), [sharedPath('tools/widen_gguf.py'), src, tmp, '-k', String(w.k), '--type', w.type], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       rmSync(tmp, { force: true });
       throw new Error(`widen_gguf.py failed for ${wideName(w)} (needs python3 with numpy: apt-get install -y python3-numpy): ${(err as Error).message}`);
