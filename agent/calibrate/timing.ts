@@ -49,11 +49,22 @@ export function msPerStep(r: GenerationRun): number {
 /**
  * Full depth and the level, one pass each to warm up, then `rounds` rounds in which every prompt
  * runs at full depth and at the level back to back (which one first alternates), so a slow spell of
- * this shared machine hits both sides alike. Both sets of graphs stay loaded while this runs (two
- * copies of the weights, for the length of the measurement only).
+ * this shared machine hits both sides alike. That needs both sets of graphs loaded (two copies of
+ * the weights, for the length of the measurement); where they do not fit the decoder's memory limit
+ * (DecoderOptions.memoryMb) the sides alternate pass by pass instead, and each pass loads its own.
  */
 export async function interleavedRuns(d: Decoder, level: LadderLevel | undefined, prompts: number[][], rounds: number, maxTokens: number): Promise<{ full: GenerationRun; level: GenerationRun }[]> {
-  const unpin = d.pin([...levelRoles(d, level, true), 'full']);
+  const roles = [...levelRoles(d, level, true), 'full'];
+  if (!d.fitsTogether(roles)) {
+    const pairs: { full: GenerationRun; level: GenerationRun }[] = [];
+    await generationRun(d, level, prompts.slice(0, 2), maxTokens);
+    for (let r = 0; r < rounds; r++) {
+      const full = await generationRun(d, undefined, prompts, maxTokens);
+      pairs.push({ full, level: await generationRun(d, level, prompts, maxTokens) });
+    }
+    return pairs;
+  }
+  const unpin = d.pin(roles);
   try {
     await generationRun(d, undefined, prompts, maxTokens);
     await generationRun(d, level, prompts, maxTokens);

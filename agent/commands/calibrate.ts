@@ -12,6 +12,8 @@ const USAGE = `usage: sedac calibrate <bundle> --data FILE [--levels name=target
                        [--max-tokens N] [--kv recompute|propagate] [--objective speed|layers]
                        [--signal auto|entropy|margin] [--json]
        sedac calibrate <bundle> --retime [--json]
+  --memory-mb timing a plan keeps it and the fused graph loaded side by side when both fit in this
+              many MB (default $SEDAC_MEMORY_MB, else a quarter of RAM); otherwise they alternate
   --retime    re-time a calibrated decoder bundle's candidate plans on this device and serve the
               fastest that pays (statistics and guarantees unchanged; no data or model source needed)
   --data      plain text (one text per line) or JSONL with a "text" field (and "label" for classifiers)
@@ -38,13 +40,15 @@ export function parseLevels(spec: string | undefined): Record<string, number> | 
 export async function main(argv: string[]): Promise<number> {
   const args = parse(
     argv,
-    { data: { type: 'string' }, retime: { type: 'boolean' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, signal: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
+    { data: { type: 'string' }, retime: { type: 'boolean' }, 'memory-mb': { type: 'string' }, levels: { type: 'string' }, confidence: { type: 'string' }, 'max-tokens': { type: 'string' }, kv: { type: 'string' }, objective: { type: 'string' }, signal: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' } },
     USAGE,
     [1, 1],
   );
   if (!args) return 0;
   const { values, positionals } = args;
   const [source] = positionals;
+  // the decoders calibration and retiming load read it (DecoderOptions.memoryMb)
+  if (values['memory-mb'] !== undefined) process.env.SEDAC_MEMORY_MB = String(intOpt(values['memory-mb'], 'memory-mb', 0, 64));
   if (source && values.retime) {
     if (values.data !== undefined) throw new SedacError('E_USAGE', '--retime re-times the plans a calibration chose: it takes no --data');
     const { retimeDecoder } = await import('../calibrate/retime.js');

@@ -15,6 +15,7 @@ export { RunState } from './runState.js';
 import { makeSampler } from './sampling.js';
 import { generateIds, resolveLevel } from './generation.js';
 import type { GenerateOptions, GenerateResult, LoadedModel, Tokenizer } from './types.js';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 
 export interface DecoderConfig {
@@ -38,6 +39,11 @@ export interface DecoderOptions {
    * bundle's weight files; default 1.25 (one copy of every weight, exit heads and slack)
    */
   residentWeights?: number;
+  /**
+   * memory (MB) graphs may hold while two sets must be loaded side by side (timing a level against
+   * the fused graph); default $SEDAC_MEMORY_MB, else a quarter of the machine's memory
+   */
+  memoryMb?: number;
 }
 
 /** A loaded graph and who is using it: busy while a run is in flight, pinned while a request needs it. */
@@ -65,6 +71,8 @@ export class Decoder implements LoadedModel {
   private readonly budget: number;
   /** sessions created so far: a request at a level already loaded creates none */
   private loads = 0;
+  /** bytes graphs loaded side by side may hold (DecoderOptions.memoryMb) */
+  private readonly memoryLimit: number;
 
   private constructor(
     readonly name: string,
@@ -79,6 +87,13 @@ export class Decoder implements LoadedModel {
     this.levels = this.ladder?.levels.map((l) => l.name) ?? [];
     const weightBytes = manifest.weight_files.reduce((a, w) => a + w.bytes, 0);
     this.budget = (opts.residentWeights ?? 1.25) * weightBytes;
+    const mb = opts.memoryMb ?? Number(process.env.SEDAC_MEMORY_MB);
+    this.memoryLimit = Number.isFinite(mb) && mb > 0 ? mb * 1e6 : 0.25 * totalmem();
+  }
+
+  /** Whether these graphs may be loaded at once within the memory limit (weights of each counted once per graph). */
+  fitsTogether(roles: string[]): boolean {
+    return [...new Set(roles)].reduce((a, r) => a + (this.manifest.graphs[r]?.weight_bytes ?? 0), 0) <= this.memoryLimit;
   }
 
   static async load(dir: string, manifest: Manifest, bundleHash: string, tokenizer: Tokenizer, opts: DecoderOptions = {}): Promise<Decoder> {

@@ -20,6 +20,8 @@ export interface ModelSpec {
   threads?: number;
   /** decoders: weight bytes loaded graphs may hold, × the bundle's weights; default 1.25 (DecoderOptions) */
   residentWeights?: number;
+  /** decoders: MB graphs loaded side by side may hold (timing); default $SEDAC_MEMORY_MB, else ¼ of RAM */
+  memoryMb?: number;
   /** where converted bundles are cached; default see defaultCacheDir() */
   cacheDir?: string;
   /** no progress output while converting */
@@ -46,7 +48,7 @@ export async function loadModel(spec: ModelSpec): Promise<LoadedModel> {
   }
   if (manifest.architecture !== 'llama') throw new SedacError('E_MODEL_UNSUPPORTED', `${dir}: architecture ${manifest.architecture}`);
   const tokenizer = loadBundleTokenizer(dir, manifest.tokenizer.file);
-  return Decoder.load(dir, manifest, hash, tokenizer, { threads: spec.threads, residentWeights: spec.residentWeights });
+  return Decoder.load(dir, manifest, hash, tokenizer, { threads: spec.threads, residentWeights: spec.residentWeights, memoryMb: spec.memoryMb });
 }
 
 export type { LoadedModel } from './types.js';
