@@ -135,7 +135,8 @@ function configsFor(d: Decoder, ladder: DecoderLadder): Config[] {
   // plans calibration demoted to the full-depth graph (their exits measured slower): what they would do
   const served = new Set(ladder.levels.filter((l) => l.mode !== 'full' && l.plan).map((l) => planKey(l.plan!)));
   const demoted = new Map<string, LadderLevel[]>();
-  for (const l of ladder.levels) if (l.mode === 'full' && l.plan && !served.has(planKey(l.plan))) demoted.set(planKey(l.plan), [...(demoted.get(planKey(l.plan)) ?? []), l]);
+  // (not the lossless level's drafter: replayed as exits it would be static truncation, not what exact does)
+  for (const l of ladder.levels) if (l.mode === 'full' && l.plan && l.target < 1 && !served.has(planKey(l.plan))) demoted.set(planKey(l.plan), [...(demoted.get(planKey(l.plan)) ?? []), l]);
   for (const levels of demoted.values()) {
     const asExits: LadderLevel = { ...levels[0]!, mode: 'exits' };
     const pl = asExits.plan!;
