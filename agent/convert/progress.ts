@@ -34,7 +34,9 @@ export function progressBar(title: string, total: number, stream: NodeJS.WriteSt
     done(summary?: string) {
       if (quiet) return;
       const secs = ((Date.now() - start) / 1000).toFixed(1);
-      stream.write(`${stream.isTTY ? '\r' : ''}${title}: done in ${secs}s${summary ? ` — ${summary}` : ''}`.padEnd(stream.isTTY ? 78 : 0) + '\n');
+      // the process's peak memory so far: on a Pi, what a conversion or calibration step needed
+      const peak = Math.round(process.resourceUsage().maxRSS / 1024);
+      stream.write(`${stream.isTTY ? '\r' : ''}${title}: done in ${secs}s, peak RSS ${peak} MB${summary ? ` — ${summary}` : ''}`.padEnd(stream.isTTY ? 78 : 0) + '\n');
     },
   };
 }
