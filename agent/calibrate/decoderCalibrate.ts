@@ -80,14 +80,26 @@ function rowsOf(h: Float32Array, dim: number, idx: Int32Array): Float32Array {
   return out;
 }
 
-/** An exit head on every row: its argmax and its score under each signal. */
+/** Rows per probe call: the head's intermediates (logits, log-softmax, …) are rows × vocab floats each. */
+const PROBE_ROWS = 2048;
+
+/** An exit head on every row: its argmax and its score under each signal (in chunks of rows). */
 async function probe(src: LlamaSource, h: Float32Array, dim: number, lens: AffineLens | undefined): Promise<{ score: Record<ExitSignal, Float32Array>; pred: Int32Array }> {
+  const n = h.length / dim;
+  const entropy = new Float32Array(n);
+  const margin = new Float32Array(n);
+  const pred = new Int32Array(n);
   const s = await Session.load(exitProbeGraph(src, lens).toBytes(), 'exit probe');
   try {
-    const out = await s.run({ [IO.hidden]: f32(h, [1, h.length / dim, dim]) });
-    const top = floats(out[IO.exitTop2], IO.exitTop2);
-    const margin = Float32Array.from({ length: top.length / 2 }, (_, i) => marginScore(top[2 * i]!, top[2 * i + 1]!));
-    return { score: { entropy: floats(out[IO.exitEntropy], IO.exitEntropy).slice(), margin }, pred: Int32Array.from(out.exit_token!.data as BigInt64Array, Number) };
+    for (let from = 0; from < n; from += PROBE_ROWS) {
+      const rows = Math.min(PROBE_ROWS, n - from);
+      const out = await s.run({ [IO.hidden]: f32(h.subarray(from * dim, (from + rows) * dim), [1, rows, dim]) });
+      const top = floats(out[IO.exitTop2], IO.exitTop2);
+      for (let i = 0; i < rows; i++) margin[from + i] = marginScore(top[2 * i]!, top[2 * i + 1]!);
+      entropy.set(floats(out[IO.exitEntropy], IO.exitEntropy), from);
+      pred.set(Int32Array.from(out.exit_token!.data as BigInt64Array, Number), from);
+    }
+    return { score: { entropy, margin }, pred };
   } finally {
     await s.release();
   }
