@@ -13,6 +13,8 @@ export interface SessionOptions {
   threads?: number;
   /** graph optimization level; default 'all' */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** let kernels pack constant weights at load (a copy per session, faster runs); default true */
+  prepack?: boolean;
 }
 
 export class Session {
@@ -29,6 +31,7 @@ export class Session {
       graphOptimizationLevel: opts.optimization ?? 'all',
       enableCpuMemArena: true,
       enableMemPattern: true,
+      ...(opts.prepack === false ? { extra: { session: { disable_prepacking: '1' } } } : {}),
     };
     try {
       const s =
