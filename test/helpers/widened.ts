@@ -6,10 +6,10 @@
  * python3/numpy or a mismatch fails with what is wrong.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { sha256File } from '../../agent/convert/readerCommon.js';
 import { sharedPath } from './shared.js';
 
 export interface WideSpec {
@@ -44,12 +44,6 @@ export function readmeSha256(w: WideSpec): string {
   throw new Error(`../shared/tools/README.md lists no sha256 for ${wideName(w)}: widen it by hand and check it, or pick a listed one`);
 }
 
-async function fileSha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 /** The first python that imports numpy: the one on PATH (e.g. pyenv), else Debian's (python3-numpy). */
 function pythonWithNumpy(): string {
   for (const py of ['python3', '/usr/bin/python3']) {
@@ -80,7 +74,7 @@ export async function widenedGguf(w: WideSpec): Promise<string> {
     }
     renameSync(tmp, out);
   }
-  const got = await fileSha256(out);
+  const got = await sha256File(out);
   if (got !== want) throw new Error(`${out}: sha256 ${got} is not the README's ${want} for ${wideName(w)}; delete it to regenerate`);
   return out;
 }
